@@ -1,0 +1,1 @@
+"""The codecs, one module each, on the shared `Codec` base."""

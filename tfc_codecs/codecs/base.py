@@ -1,0 +1,119 @@
+"""The contract every codec keeps: uint8 images in and out, any size.
+
+A codec is a Keras model with
+  * `call(x, training)` -> (reconstruction, bits): the training forward pass on
+    float images (0..255) whose size is a multiple of `downsampling`;
+  * `compress(image)` / `decompress(payloads, image_shape)`: `tf.function`s with
+    fixed input signatures that pad the image to the transform's multiple,
+    range code the latents into a vector of payload strings and crop back;
+  * `freeze()` / `entropy_tables()` / `set_entropy_tables()`: the range-coding
+    tables, computed once after training and stored with the weights so that
+    encoder and decoder always use the same integers.
+Subclasses implement `_forward`, `_compress_padded`, `_decompress_padded` and
+the table methods.
+"""
+
+import abc
+from typing import Dict, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_SPEC = tf.TensorSpec([None, None, 3], tf.uint8)
+PAYLOADS_SPEC = tf.TensorSpec([None], tf.string)
+SHAPE_SPEC = tf.TensorSpec([2], tf.int32)
+
+
+def pad_to_multiple(x: tf.Tensor, multiple: int) -> tf.Tensor:
+  """Pads [B, H, W, C] at the bottom/right by repeating the edge pixels."""
+  height, width = tf.shape(x)[1], tf.shape(x)[2]
+  pad_h = (multiple - height % multiple) % multiple
+  pad_w = (multiple - width % multiple) % multiple
+  x = tf.concat([x, tf.repeat(x[:, -1:], pad_h, axis=1)], axis=1)
+  return tf.concat([x, tf.repeat(x[:, :, -1:], pad_w, axis=2)], axis=2)
+
+
+def to_uint8(x: tf.Tensor) -> tf.Tensor:
+  """Rounds a float image on the 0..255 scale to uint8 (saturating)."""
+  return tf.saturate_cast(tf.round(x), tf.uint8)
+
+
+class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
+  """Base class of all codecs; see the module docstring."""
+
+  codec_name: str = ""
+  downsampling: int = 1
+  num_payloads: int = 1
+
+  def __init__(self, **config):
+    super().__init__(name=self.codec_name)
+    self._codec_config = tuple(sorted(config.items()))
+
+  @property
+  def config(self) -> Dict[str, int]:
+    """The constructor arguments (filter counts) of this codec."""
+    return dict(self._codec_config)
+
+  # Training ---------------------------------------------------------------
+  def call(self, x: tf.Tensor, training: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """[B, H, W, 3] float (0..255) -> (reconstruction, bits per image [B])."""
+    return self._forward(x, training)
+
+  def rate_distortion(self, x: tf.Tensor, training: bool) -> Dict[str, tf.Tensor]:
+    """Mean bpp, MSE (0..255 scale), PSNR and MS-SSIM of a batch."""
+    x_hat, bits = self(x, training=training)
+    num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), bits.dtype)
+    bpp = tf.reduce_sum(bits) / num_pixels
+    mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat))
+    x_clipped = tf.clip_by_value(x_hat, 0., 255.)
+    return dict(
+        bpp=bpp, mse=mse,
+        psnr=10. * tf.math.log(255. ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.),
+        ms_ssim=tf.reduce_mean(tf.image.ssim_multiscale(x, x_clipped, 255.)))
+
+  @abc.abstractmethod
+  def _forward(self, x, training):
+    """Reconstruction and bits of a padded float batch."""
+
+  # Range-coding tables ----------------------------------------------------
+  @abc.abstractmethod
+  def freeze(self) -> None:
+    """Computes the range-coding tables from the trained priors."""
+
+  @abc.abstractmethod
+  def entropy_tables(self) -> Dict[str, np.ndarray]:
+    """The frozen tables, to be stored next to the weights."""
+
+  @abc.abstractmethod
+  def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
+    """Restores frozen tables written by `entropy_tables`."""
+
+  # Compression ------------------------------------------------------------
+  @tf.function(input_signature=[IMAGE_SPEC])
+  def compress(self, image: tf.Tensor) -> tf.Tensor:
+    """uint8 [H, W, 3] -> payload strings [num_payloads]."""
+    x = pad_to_multiple(tf.cast(image, tf.float32)[None], self.downsampling)
+    return self._compress_padded(x)
+
+  @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
+  def decompress(self, payloads: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
+    """Payload strings + (height, width) -> uint8 [height, width, 3]."""
+    padded_shape = -(-image_shape // self.downsampling) * self.downsampling
+    x_hat = self._decompress_padded(payloads, padded_shape)
+    return to_uint8(x_hat[0, :image_shape[0], :image_shape[1]])
+
+  @tf.function(input_signature=[IMAGE_SPEC])
+  def reconstruct(self, image: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The model's own quantized reconstruction and estimated bits, no coder."""
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    x = pad_to_multiple(tf.cast(image, tf.float32)[None], self.downsampling)
+    x_hat, bits = self(x, training=False)
+    return to_uint8(x_hat[0, :height, :width]), bits[0]
+
+  @abc.abstractmethod
+  def _compress_padded(self, x):
+    """[1, H, W, 3] float, H and W multiples of `downsampling` -> strings."""
+
+  @abc.abstractmethod
+  def _decompress_padded(self, payloads, padded_shape):
+    """Strings -> [1, H, W, 3] float reconstruction of the padded image."""

@@ -1,0 +1,82 @@
+"""Ballé et al. 2018 scale-hyperprior codec.
+
+> "Variational image compression with a scale hyperprior"
+> J. Ballé, D. Minnen, S. Singh, S. J. Hwang, N. Johnston. ICLR 2018.
+> https://arxiv.org/abs/1802.01436
+
+GDN analysis -> latents y (M channels); a hyper-analysis summarizes |y| into
+hyper-latents z (N channels), coded with a factorized prior as side
+information; the hyper-synthesis turns the decoded z into an index into a table
+of Gaussian scales for each element of y, which is then range coded with that
+conditional Gaussian. Two payload strings: [side information, latents].
+"""
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from tfc_codecs import entropy_models
+from tfc_codecs.codecs.base import Codec
+from tfc_codecs.layers.gdn_transforms import (
+    AnalysisTransform, HyperAnalysisTransform, HyperSynthesisTransform,
+    SynthesisTransform)
+
+
+class HyperpriorCodec(Codec):
+  """Scale hyperprior; N = `num_filters`, M = `latent_filters`."""
+
+  codec_name = "hyperprior"
+  downsampling = 64
+  num_payloads = 2
+
+  def __init__(self, num_filters: int = 128, latent_filters: int = 192):
+    super().__init__(num_filters=num_filters, latent_filters=latent_filters)
+    self.analysis = AnalysisTransform(num_filters, latent_filters)
+    self.synthesis = SynthesisTransform(num_filters)
+    self.hyper_analysis = HyperAnalysisTransform(num_filters)
+    self.hyper_synthesis = HyperSynthesisTransform(num_filters, latent_filters)
+    self.hyperprior = entropy_models.factorized_prior(num_filters)
+    self.side_bottleneck = entropy_models.factorized_bottleneck(self.hyperprior)
+    self.bottleneck = entropy_models.scale_table_model(compression=False)
+    self.side_coder = None
+    self.coder = None
+    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
+
+  def _forward(self, x, training):
+    y = self.analysis(x)
+    z = self.hyper_analysis(y)
+    z_hat, side_bits = self.side_bottleneck(z, training=training)
+    indexes = self.hyper_synthesis(z_hat)
+    y_hat, bits = self.bottleneck(y, indexes, training=training)
+    return self.synthesis(y_hat), bits + side_bits
+
+  def freeze(self) -> None:
+    tables = {f"side_{k}": v for k, v in
+              entropy_models.factorized_tables(self.hyperprior).items()}
+    tables.update(entropy_models.scale_table_tables())
+    self.set_entropy_tables(tables)
+
+  def entropy_tables(self) -> Dict[str, np.ndarray]:
+    return dict(side_cdf=self.side_coder.cdf.numpy(),
+                side_cdf_offset=self.side_coder.cdf_offset.numpy(),
+                cdf=self.coder.cdf.numpy(),
+                cdf_offset=self.coder.cdf_offset.numpy())
+
+  def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
+    side = dict(cdf=tables["side_cdf"], cdf_offset=tables["side_cdf_offset"])
+    self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"])
+    self.coder = entropy_models.scale_table_coder(tables)
+
+  def _compress_padded(self, x):
+    y = self.analysis(x)
+    z = self.hyper_analysis(y)
+    side_string = self.side_coder.compress(z)
+    indexes = self.hyper_synthesis(tf.round(z))
+    return tf.concat([side_string, self.coder.compress(y, indexes)], 0)
+
+  def _decompress_padded(self, payloads, padded_shape):
+    z_hat = self.side_coder.decompress(payloads[:1], padded_shape // self.downsampling)
+    indexes = self.hyper_synthesis(z_hat)
+    y_hat = self.coder.decompress(payloads[1:2], indexes)
+    return self.synthesis(y_hat)

@@ -1,0 +1,119 @@
+"""Reading images into the codecs' uint8 RGB contract, and writing PNGs.
+
+Every conversion (palette, grayscale, alpha, 16-bit, EXIF rotation) is
+explicit and returned as a note for the user.
+"""
+
+import io
+import os
+import warnings
+from typing import List, Tuple
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from tfc_codecs.errors import CodecError
+
+MAX_PIXELS = 1 << 25  # 33.5 megapixels: the whole-image limit of the codecs.
+
+
+def as_rgb8(array: np.ndarray) -> Tuple[np.ndarray, List[str]]:
+  """uint8 [H, W, 3] from a gray, gray+alpha, RGB or RGBA array of 8/16 bits."""
+  array = np.asarray(array)
+  notes = []
+  if array.ndim == 2:
+    array = array[..., None]
+  if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+    raise CodecError(f"expected an HxW, HxWx1..4 image, got shape {array.shape}")
+  if array.shape[0] < 1 or array.shape[1] < 1:
+    raise CodecError(f"image is empty ({array.shape[0]}x{array.shape[1]})")
+  if array.dtype == np.uint16:
+    array = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    notes.append("16-bit samples rounded to 8 bits")
+  elif array.dtype != np.uint8:
+    raise CodecError(f"expected uint8 or uint16 samples, got {array.dtype}")
+  if array.shape[-1] in (2, 4):
+    array = array[..., :-1]
+    notes.append("alpha channel dropped")
+  if array.shape[-1] == 1:
+    array = np.repeat(array, 3, axis=-1)
+    notes.append("grayscale expanded to RGB")
+  return np.ascontiguousarray(array), notes
+
+
+def _pil_to_array(image: Image.Image) -> Tuple[np.ndarray, List[str]]:
+  notes = []
+  mode = image.mode
+  if mode == "P":
+    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    notes.append("palette expanded to RGB")
+  elif mode == "1":
+    image = image.convert("L")
+    notes.append("bilevel converted to 8-bit")
+  elif mode.startswith("I;16"):
+    return as_rgb8(np.asarray(image, dtype=np.uint16))
+  elif mode in ("I", "F"):
+    values = np.asarray(image)
+    if mode == "I" and values.min() >= 0 and values.max() <= 65535:
+      return as_rgb8(values.astype(np.uint16))
+    raise CodecError(f"unsupported image mode {mode} (32-bit samples)")
+  elif mode not in ("L", "LA", "RGB", "RGBA"):
+    image = image.convert("RGB")
+    notes.append(f"{mode} converted to RGB")
+  array, more = as_rgb8(np.asarray(image))
+  return array, notes + more
+
+
+def decode_image(data: bytes, name: str = "image",
+                 max_pixels: int = MAX_PIXELS) -> Tuple[np.ndarray, List[str]]:
+  """Decodes image file bytes (any Pillow format) to uint8 RGB."""
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      Image.MAX_IMAGE_PIXELS = max_pixels
+      with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+          raise CodecError(f"{name}: {width}x{height} image exceeds the limit of "
+                           f"{max_pixels} pixels")
+        transposed = ImageOps.exif_transpose(image)
+        notes = [] if transposed.size == image.size and transposed is image else []
+        if image.getexif().get(0x0112, 1) != 1:
+          notes.append("rotated as its EXIF orientation says")
+        transposed.load()
+        array, more = _pil_to_array(transposed)
+  except CodecError:
+    raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    raise CodecError(f"{name}: image is too large (possible decompression "
+                     f"bomb; limit {max_pixels} pixels)") from None
+  except Image.UnidentifiedImageError:
+    raise CodecError(f"{name}: not an image file Pillow can read") from None
+  except (OSError, ValueError, SyntaxError, EOFError) as e:
+    raise CodecError(f"{name}: cannot decode image ({e})") from None
+  return array, notes + more
+
+
+def read_image(path: str, max_pixels: int = MAX_PIXELS) -> Tuple[np.ndarray, List[str]]:
+  """Reads an image file to uint8 RGB; notes say what was converted."""
+  return decode_image(read_bytes(path), path, max_pixels)
+
+
+def read_bytes(path: str) -> bytes:
+  """The bytes of a regular file, or a one-line CodecError."""
+  if os.path.isdir(path):
+    raise CodecError(f"{path} is a directory")
+  try:
+    with open(path, "rb") as f:
+      return f.read()
+  except FileNotFoundError:
+    raise CodecError(f"{path}: no such file") from None
+  except OSError as e:
+    raise CodecError(f"{path}: {e.strerror}") from None
+
+
+def encode_png(image: np.ndarray) -> bytes:
+  """PNG bytes of a uint8 [H, W, 3] image."""
+  buffer = io.BytesIO()
+  Image.fromarray(np.asarray(image, np.uint8), "RGB").save(buffer, format="PNG")
+  return buffer.getvalue()

@@ -1,0 +1,114 @@
+"""A trained model on disk: `model.json` (codec, config, provenance) +
+`weights.npz` (float16 weights and int32 range-coding tables).
+
+The fingerprint is a hash of exactly what is stored, so a bitstream records
+which weights and tables made it.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from tfc_codecs.codecs.base import Codec
+from tfc_codecs.errors import CodecError
+
+MODEL_JSON = "model.json"
+WEIGHTS_NPZ = "weights.npz"
+FORMAT_VERSION = 1
+WEIGHT_DTYPE = np.float16
+
+
+def is_model_dir(path: str) -> bool:
+  return os.path.isfile(os.path.join(path, MODEL_JSON))
+
+
+def round_weights(codec: Codec) -> None:
+  """Rounds the trainable weights to the stored precision, in place."""
+  for variable in codec.trainable_weights:
+    variable.assign(variable.numpy().astype(WEIGHT_DTYPE).astype(np.float32))
+
+
+def _fingerprint(meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> str:
+  digest = hashlib.sha256()
+  digest.update(json.dumps({"codec": meta["codec"], "config": meta["config"]},
+                           sort_keys=True).encode())
+  for key in sorted(arrays):
+    digest.update(key.encode())
+    digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def save(codec: Codec, path: str, provenance: Dict[str, Any],
+         overwrite: bool = False) -> str:
+  """Writes a frozen codec to directory `path` atomically; returns its fingerprint."""
+  if codec.coder is None:
+    raise CodecError("model must be frozen (range-coding tables built) before saving")
+  if os.path.exists(path) and not overwrite:
+    raise CodecError(f"{path} exists (use --overwrite to replace it)")
+  arrays = {f"weight/{i:04d}": v.numpy().astype(WEIGHT_DTYPE)
+            for i, v in enumerate(codec.trainable_weights)}
+  arrays.update({f"table/{k}": np.asarray(v, np.int32)
+                 for k, v in codec.entropy_tables().items()})
+  meta = dict(format=FORMAT_VERSION, codec=codec.codec_name,
+              config=codec.config,
+              weight_names=[v.name for v in codec.trainable_weights],
+              provenance=provenance)
+  meta["fingerprint"] = _fingerprint(meta, arrays)
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".tmp-model-", dir=parent)
+  try:
+    np.savez_compressed(os.path.join(staging, WEIGHTS_NPZ), **arrays)
+    with open(os.path.join(staging, MODEL_JSON), "w") as f:
+      json.dump(meta, f, indent=2, sort_keys=True)
+      f.write("\n")
+    if os.path.exists(path):
+      shutil.rmtree(path)
+    os.chmod(staging, 0o755)
+    os.replace(staging, path)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return meta["fingerprint"]
+
+
+def read_meta(path: str) -> Dict[str, Any]:
+  """The model.json of a model directory."""
+  try:
+    with open(os.path.join(path, MODEL_JSON)) as f:
+      meta = json.load(f)
+  except (OSError, ValueError) as e:
+    raise CodecError(f"cannot read model {path}: {e}") from None
+  if meta.get("format") != FORMAT_VERSION:
+    raise CodecError(f"model {path} has unsupported format {meta.get('format')!r}")
+  return meta
+
+
+def load(path: str) -> Tuple[Codec, Dict[str, Any]]:
+  """Rebuilds the frozen codec stored in `path`; returns (codec, meta)."""
+  from tfc_codecs import registry  # pylint: disable=import-outside-toplevel
+  meta = read_meta(path)
+  try:
+    with np.load(os.path.join(path, WEIGHTS_NPZ)) as npz:
+      arrays = {k: npz[k] for k in npz.files}
+  except (OSError, ValueError) as e:
+    raise CodecError(f"cannot read weights of model {path}: {e}") from None
+  if _fingerprint(meta, arrays) != meta.get("fingerprint"):
+    raise CodecError(f"model {path} is corrupt (fingerprint mismatch)")
+  codec = registry.codec_class(meta["codec"])(**meta["config"])
+  weights = codec.trainable_weights
+  stored = sorted(k for k in arrays if k.startswith("weight/"))
+  if len(stored) != len(weights):
+    raise CodecError(f"model {path} does not match codec {meta['codec']!r}")
+  for variable, key in zip(weights, stored):
+    if tuple(variable.shape) != arrays[key].shape:
+      raise CodecError(f"model {path} does not match codec {meta['codec']!r}")
+    variable.assign(arrays[key].astype(np.float32))
+  codec.set_entropy_tables({k[len("table/"):]: v for k, v in arrays.items()
+                            if k.startswith("table/")})
+  return codec, meta

@@ -1,0 +1,206 @@
+"""Rate–distortion training with checkpoints, automatic resume and export.
+
+Loss = bits per pixel + λ · D, with D the MSE on the 0..255 scale or
+1 − MS-SSIM. The run lives in `train_dir`: `train_config.json` (fixed at the
+first start), `checkpoints/` (model, optimizer, step, wall time; written every
+few minutes and on SIGINT/SIGTERM), `logs/` (TensorBoard) and, once
+`max_steps` is reached, `model/`: the frozen model that `--model PATH` loads.
+"""
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfc_codecs import data, model_dir, registry
+from tfc_codecs.errors import CodecError
+
+DISTORTIONS = ("mse", "ms-ssim")
+MS_SSIM_MIN_PATCH = 176  # five MS-SSIM scales with an 11x11 window
+
+
+def _lr_at(step: int, max_steps: int, base: float, decay_start: float) -> float:
+  """Constant, then a cosine decay to base/10 over the last part of the run."""
+  start = int(decay_start * max_steps)
+  if step < start or max_steps <= start:
+    return base
+  progress = min(1., (step - start) / (max_steps - start))
+  return base * (0.1 + 0.9 * 0.5 * (1. + math.cos(math.pi * progress)))
+
+
+def _fixed_config(train_dir: str, config: Dict[str, Any]) -> Dict[str, Any]:
+  """Stores the run's model config at the first start; checks it on resume."""
+  path = os.path.join(train_dir, "train_config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      stored = json.load(f)
+    if stored != config:
+      raise CodecError(
+          f"{train_dir} holds a run with a different model ({stored}); "
+          "use a new --train_dir")
+    return stored
+  os.makedirs(train_dir, exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(config, f, indent=2, sort_keys=True)
+  return config
+
+
+def _last_progress(train_dir: str) -> Optional[Dict[str, float]]:
+  """The last logged training metrics of a run (averaged over `log_every`)."""
+  try:
+    with open(os.path.join(train_dir, "progress.jsonl")) as f:
+      last = json.loads(f.read().splitlines()[-1])
+  except (OSError, IndexError, ValueError):
+    return None
+  return {k: round(last[k], 4) for k in ("step", "loss", "bpp", "psnr")}
+
+
+def train(model_type: str, lmbda: float, train_dir: str, *,
+          train_glob: Optional[str] = None, tfds_dataset: Optional[str] = None,
+          distortion: str = "mse", patch_size: int = 256, batch_size: int = 8,
+          max_steps: int = 100000, learning_rate: float = 1e-4,
+          decay_start: float = 0.8, clip_norm: float = 0.,
+          min_scale: float = 1., init_from: Optional[str] = None,
+          model_config: Optional[Dict[str, Any]] = None,
+          checkpoint_minutes: float = 5., log_every: int = 100,
+          seed: Optional[int] = None, printer=print) -> str:
+  """Trains (or resumes) a run and returns the path of the exported model."""
+  if distortion not in DISTORTIONS:
+    raise CodecError(f"--distortion must be one of {DISTORTIONS}")
+  if distortion == "ms-ssim" and patch_size < MS_SSIM_MIN_PATCH:
+    raise CodecError(f"--distortion ms-ssim needs --patch_size >= {MS_SSIM_MIN_PATCH}")
+  if seed is not None:
+    tf.random.set_seed(seed)
+
+  init_codec = None
+  if init_from:
+    from tfc_codecs import api  # pylint: disable=import-outside-toplevel
+    init_codec = api.load(init_from).net
+    if init_codec.codec_name != model_type:
+      raise CodecError(f"--init_from {init_from} is a {init_codec.codec_name} "
+                       f"model, not {model_type}")
+    model_config = dict(init_codec.config)
+  cls = registry.codec_class(model_type)
+  config = _fixed_config(train_dir, dict(
+      model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
+      distortion=distortion))
+  model = cls(**config["model_config"])
+  if init_codec is not None:
+    for target, source in zip(model.trainable_weights, init_codec.trainable_weights):
+      target.assign(source)
+
+  optimizer = tf.keras.optimizers.Adam(
+      learning_rate=learning_rate, global_clipnorm=clip_norm or None)
+  optimizer.build(model.trainable_variables)  # Slots must exist before restore.
+  step = tf.Variable(0, dtype=tf.int64, trainable=False)
+  wall_seconds = tf.Variable(0., dtype=tf.float64, trainable=False)
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
+                                   wall_seconds=wall_seconds)
+  manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(train_dir, "checkpoints"), max_to_keep=2)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    printer(f"resumed from {manager.latest_checkpoint} at step {int(step)}")
+
+  variables = model.trainable_variables
+  use_ms_ssim = distortion == "ms-ssim"
+
+  @tf.function
+  def train_step(x):
+    with tf.GradientTape() as tape:
+      x_hat, bits = model(x, training=True)
+      num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+      bpp = tf.reduce_sum(bits) / num_pixels
+      mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat))
+      if use_ms_ssim:
+        dist = 1. - tf.reduce_mean(tf.image.ssim_multiscale(
+            x, tf.clip_by_value(x_hat, 0., 255.), 255.))
+      else:
+        dist = mse
+      loss = bpp + lmbda * dist
+    grads = tape.gradient(loss, variables)
+    grad_norm = tf.linalg.global_norm(grads)
+    finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+
+    def apply():
+      optimizer.apply_gradients(zip(grads, variables))
+      return tf.constant(True)
+
+    tf.cond(finite, apply, lambda: tf.constant(False))
+    psnr = 10. * tf.math.log(255. ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.)
+    return dict(loss=loss, bpp=bpp, mse=mse, psnr=psnr, grad_norm=grad_norm,
+                finite=tf.cast(finite, tf.float32))
+
+  stop = {"signal": None}
+
+  def request_stop(signum, _):
+    stop["signal"] = signum
+
+  previous_handlers = {s: signal.signal(s, request_stop)
+                       for s in (signal.SIGINT, signal.SIGTERM)}
+  writer = tf.summary.create_file_writer(os.path.join(train_dir, "logs"))
+  history = []
+  try:
+    if int(step) < max_steps:
+      dataset = data.training_dataset(
+          patch_size, batch_size, train_glob=train_glob,
+          tfds_dataset=tfds_dataset, min_scale=min_scale, seed=seed)
+      last_save = last_log = time.monotonic()
+      steps_at_log = int(step)
+      session_start = time.monotonic()
+      wall_at_start = float(wall_seconds)
+      for batch in dataset:
+        if int(step) >= max_steps or stop["signal"] is not None:
+          break
+        optimizer.learning_rate.assign(
+            _lr_at(int(step), max_steps, learning_rate, decay_start))
+        metrics = {k: float(v) for k, v in train_step(batch).items()}
+        step.assign_add(1)
+        wall_seconds.assign(wall_at_start + time.monotonic() - session_start)
+        history = (history + [metrics])[-log_every:]
+        now = time.monotonic()
+        if int(step) % log_every == 0 or int(step) == max_steps:
+          mean = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+          rate = (int(step) - steps_at_log) / max(now - last_log, 1e-9)
+          printer(f"step {int(step)}  loss {mean['loss']:.4f}  bpp {mean['bpp']:.4f}"
+                  f"  psnr {mean['psnr']:.2f}  |g| {mean['grad_norm']:.2f}"
+                  f"  lr {float(optimizer.learning_rate):.2e}  {rate:.2f} steps/s"
+                  + ("" if mean["finite"] == 1 else "  (skipped non-finite steps)"))
+          with open(os.path.join(train_dir, "progress.jsonl"), "a") as f:
+            f.write(json.dumps(dict(step=int(step), **mean)) + "\n")
+          with writer.as_default(step=int(step)):
+            for key, value in mean.items():
+              tf.summary.scalar(key, value)
+          writer.flush()
+          last_log, steps_at_log = now, int(step)
+        if now - last_save > 60 * checkpoint_minutes:
+          manager.save(checkpoint_number=int(step))
+          last_save = now
+      manager.save(checkpoint_number=int(step))
+  finally:
+    for s, handler in previous_handlers.items():
+      signal.signal(s, handler)
+  if int(step) < max_steps:
+    printer(f"stopped at step {int(step)}; run the same command to resume")
+    raise SystemExit(130)
+
+  final = _last_progress(train_dir)
+  model_dir.round_weights(model)
+  model.freeze()
+  provenance = dict(
+      command=" ".join(["tfc_codecs"] + sys.argv[1:]),
+      data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
+      distortion=distortion, steps=int(step), patch_size=patch_size,
+      batch_size=batch_size, learning_rate=learning_rate,
+      wall_seconds=round(float(wall_seconds), 1),
+      final_train_metrics=final, init_from=init_from)
+  out = os.path.join(train_dir, "model")
+  fingerprint = model_dir.save(model, out, provenance, overwrite=True)
+  printer(f"wrote model {out} (fingerprint {fingerprint}) after {int(step)} steps")
+  return out
