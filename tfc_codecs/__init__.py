@@ -1,0 +1,15 @@
+"""tfc_codecs: learned image codecs on tensorflow-compression.
+
+    import tfc_codecs
+    codec = tfc_codecs.load("hyperprior")        # or a trained model directory
+    data = codec.compress(image)                 # uint8 [H, W, 3] -> .tfci bytes
+    image = codec.decompress(data)
+"""
+
+__version__ = "0.1.0"
+
+
+def load(name_or_path=None, quality=None):
+  """Loads a shipped model or a trained model directory; see `api.load`."""
+  from tfc_codecs import api  # pylint: disable=import-outside-toplevel
+  return api.load(name_or_path, quality)

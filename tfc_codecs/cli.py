@@ -7,7 +7,7 @@ Every user error ends in one line `tfc_codecs: error: ...` and exit code 1.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Hide TF C++ start-up noise.
 
 from absl import app  # pylint: disable=wrong-import-position
 from absl.flags import argparse_flags  # pylint: disable=wrong-import-position
@@ -19,6 +19,115 @@ PROG = "tfc_codecs"
 
 def _error(message: str) -> None:
   print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _note(message: str) -> None:
+  print(f"{PROG}: note: {message}", file=sys.stderr)
+
+
+def _outputs(inputs, output, suffix):
+  """Output path per input: INPUT+suffix, --output for one input, or a folder."""
+  if output and len(inputs) > 1:
+    if not os.path.isdir(output):
+      raise CodecError("--output must be a directory when several inputs are given")
+    return [os.path.join(output, os.path.basename(i) + suffix) for i in inputs]
+  if output and os.path.isdir(output):
+    return [os.path.join(output, os.path.basename(inputs[0]) + suffix)]
+  return [output] if output else [i + suffix for i in inputs]
+
+
+def _each(inputs, outputs, work) -> int:
+  """Runs work(input, output) for each pair; reports errors, counts failures."""
+  failures = 0
+  for source, target in zip(inputs, outputs):
+    try:
+      work(source, target)
+    except CodecError as e:
+      _error(str(e))
+      failures += 1
+  return 1 if failures else 0
+
+
+def cmd_compress(args) -> int:
+  from tfc_codecs import api, fileio, images  # pylint: disable=import-outside-toplevel
+  outputs = _outputs(args.inputs, args.output, ".tfci")
+  for target in outputs:
+    fileio.check_writable(target, args.overwrite)
+  codec = api.load(args.model, args.quality)
+
+  def work(source, target):
+    image, notes = images.read_image(source, codec.max_pixels)
+    for note in notes:
+      _note(f"{source}: {note}")
+    data = codec.compress(image)
+    fileio.atomic_write(target, data, args.overwrite)
+    if args.verbose:
+      from tfc_codecs.evaluation import metrics  # pylint: disable=import-outside-toplevel
+      decoded = codec.decompress(data)
+      height, width = image.shape[:2]
+      ms_ssim = metrics.ms_ssim(image, decoded)
+      print(f"{target}: {height}x{width}, {len(data)} bytes, "
+            f"{metrics.bits_per_pixel(len(data), height, width):.4f} bpp, "
+            f"PSNR {metrics.psnr(image, decoded):.2f} dB, MS-SSIM "
+            + ("n/a" if ms_ssim is None else
+               f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)"))
+
+  return _each(args.inputs, outputs, work)
+
+
+def cmd_decompress(args) -> int:
+  from tfc_codecs import api, fileio, images  # pylint: disable=import-outside-toplevel
+  outputs = _outputs(args.inputs, args.output, ".png")
+  for target in outputs:
+    fileio.check_writable(target, args.overwrite)
+
+  def work(source, target):
+    data = images.read_bytes(source)
+    codec = api.load_for(data, args.model)
+    image = codec.decompress(data)
+    fileio.atomic_write(target, images.encode_png(image), args.overwrite)
+    if args.verbose:
+      print(f"{target}: {image.shape[0]}x{image.shape[1]}")
+
+  return _each(args.inputs, outputs, work)
+
+
+def cmd_info(args) -> int:
+  from tfc_codecs import container, images, zoo  # pylint: disable=import-outside-toplevel
+
+  def work(source, _):
+    data = images.read_bytes(source)
+    stream = container.parse(data, images.MAX_PIXELS)
+    shipped = zoo.find(stream.fingerprint.hex())
+    print(f"file:         {source}")
+    print(f"format:       .tfci version {stream.version}")
+    print(f"coder:        {container.CODER_NAMES[stream.coder]}")
+    print(f"codec:        {stream.codec}")
+    print(f"model:        {stream.fingerprint.hex()} "
+          f"({shipped['name'] + ' quality ' + str(shipped['quality']) if shipped else 'not a shipped model'})")
+    print(f"image size:   {stream.height}x{stream.width}")
+    print(f"payloads:     {', '.join(str(len(p)) for p in stream.payloads)} bytes")
+    print(f"total:        {len(data)} bytes ({stream.header_bytes()} header), "
+          f"{8 * len(data) / stream.num_pixels:.4f} bpp")
+
+  return _each(args.inputs, args.inputs, work)
+
+
+def cmd_models(args) -> int:
+  from tfc_codecs import zoo  # pylint: disable=import-outside-toplevel
+  print(f"{'model':<12} {'quality':>7}  {'codec':<10} {'filters':<10} "
+        f"{'kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}  fingerprint")
+  for entry in zoo.shipped_models():
+    meta = entry["meta"]
+    kodak = meta.get("kodak") or {}
+    config = meta["config"]
+    filters = "/".join(str(config[k]) for k in ("num_filters", "latent_filters"))
+    print(f"{entry['name']:<12} {entry['quality']:>7}  {meta['codec']:<10} "
+          f"{filters:<10} {kodak.get('bpp', float('nan')):>9.4f} "
+          f"{kodak.get('psnr-rgb', float('nan')):>8.2f} "
+          f"{kodak.get('ms-ssim-rgb', float('nan')):>8.4f}  {meta['fingerprint']}"
+          + ("  (default)" if entry["default"] and entry["name"] == zoo.DEFAULT_MODEL else ""))
+  return 0
 
 
 def cmd_train(args) -> int:
@@ -78,6 +187,32 @@ def parse_args(argv):
   parser = argparse_flags.ArgumentParser(
       prog=PROG, description="Learned image compression with tensorflow-compression.")
   subparsers = parser.add_subparsers(title="commands", dest="command", required=True)
+  p = subparsers.add_parser("compress", help="Compress images to .tfci files.")
+  p.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files (PNG, JPEG, ...).")
+  p.add_argument("--model", help="Shipped model name or trained model directory "
+                 "(default: hyperprior).")
+  p.add_argument("--quality", type=int, help="Rate point of a shipped model.")
+  p.add_argument("--output", help="Output file (one input) or directory.")
+  p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
+  p.add_argument("-V", "--verbose", action="store_true",
+                 help="Decode the result and print bpp, PSNR and MS-SSIM.")
+  p.set_defaults(handler=cmd_compress)
+
+  p = subparsers.add_parser("decompress", help="Decompress .tfci files to PNG.")
+  p.add_argument("inputs", nargs="+", metavar="FILE", help=".tfci files.")
+  p.add_argument("--model", help="Model directory, if the file's model is not shipped.")
+  p.add_argument("--output", help="Output file (one input) or directory.")
+  p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
+  p.add_argument("-V", "--verbose", action="store_true")
+  p.set_defaults(handler=cmd_decompress)
+
+  p = subparsers.add_parser("info", help="Show the header of .tfci files.")
+  p.add_argument("inputs", nargs="+", metavar="FILE")
+  p.set_defaults(handler=cmd_info)
+
+  p = subparsers.add_parser("models", help="List the shipped models.")
+  p.set_defaults(handler=cmd_models)
+
   _add_train_parser(subparsers)
   return parser.parse_args(argv[1:])
 

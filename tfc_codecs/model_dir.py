@@ -10,12 +10,14 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Tuple
 
 import numpy as np
 
-from tfc_codecs.codecs.base import Codec
 from tfc_codecs.errors import CodecError
+
+if TYPE_CHECKING:
+  from tfc_codecs.codecs.base import Codec
 
 MODEL_JSON = "model.json"
 WEIGHTS_NPZ = "weights.npz"
@@ -27,7 +29,7 @@ def is_model_dir(path: str) -> bool:
   return os.path.isfile(os.path.join(path, MODEL_JSON))
 
 
-def round_weights(codec: Codec) -> None:
+def round_weights(codec: "Codec") -> None:
   """Rounds the trainable weights to the stored precision, in place."""
   for variable in codec.trainable_weights:
     variable.assign(variable.numpy().astype(WEIGHT_DTYPE).astype(np.float32))
@@ -43,7 +45,7 @@ def _fingerprint(meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> str:
   return digest.hexdigest()[:16]
 
 
-def save(codec: Codec, path: str, provenance: Dict[str, Any],
+def save(codec: "Codec", path: str, provenance: Dict[str, Any],
          overwrite: bool = False) -> str:
   """Writes a frozen codec to directory `path` atomically; returns its fingerprint."""
   if codec.coder is None:
@@ -89,7 +91,7 @@ def read_meta(path: str) -> Dict[str, Any]:
   return meta
 
 
-def load(path: str) -> Tuple[Codec, Dict[str, Any]]:
+def load(path: str) -> Tuple["Codec", Dict[str, Any]]:
   """Rebuilds the frozen codec stored in `path`; returns (codec, meta)."""
   from tfc_codecs import registry  # pylint: disable=import-outside-toplevel
   meta = read_meta(path)

@@ -1,0 +1,1 @@
+"""Metrics and comparisons for rate–distortion evaluation."""

@@ -1,0 +1,46 @@
+"""Image quality metrics on uint8 RGB images (the field's conventions).
+
+PSNR-RGB: 10·log10(255² / MSE) over all samples. MS-SSIM-RGB: Wang et al.
+2003 with the standard five scale weights on the 0..255 range, averaged over
+channels; images too small for five scales use as many as fit (weights
+renormalized), and None below the 11x11 window.
+"""
+
+import math
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+SSIM_WINDOW = 11
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+  """PSNR in dB between two uint8 images of the same shape (inf if equal)."""
+  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+  return math.inf if mse == 0 else 10. * math.log10(255. ** 2 / mse)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+  """MS-SSIM of two uint8 [H, W, 3] images, or None if smaller than 11x11."""
+  smallest = min(a.shape[:2])
+  scales = 0
+  while scales < len(MS_SSIM_WEIGHTS) and smallest // 2 ** scales >= SSIM_WINDOW:
+    scales += 1
+  if scales == 0:
+    return None
+  weights = np.array(MS_SSIM_WEIGHTS[:scales]) / sum(MS_SSIM_WEIGHTS[:scales])
+  value = tf.image.ssim_multiscale(
+      tf.constant(a, tf.float32), tf.constant(b, tf.float32), 255.,
+      power_factors=weights.tolist(), filter_size=SSIM_WINDOW)
+  return float(value)
+
+
+def ms_ssim_db(value: float) -> float:
+  """MS-SSIM on the dB scale the field plots: -10·log10(1 - x)."""
+  return math.inf if value >= 1 else -10. * math.log10(1. - value)
+
+
+def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
+  return 8. * num_bytes / (height * width)

@@ -1,0 +1,62 @@
+"""The shipped models: `index.json` names each family's rate points.
+
+Each rate point is a model directory (see `model_dir`) with its provenance and
+Kodak results in `model.json`. Nothing here imports TensorFlow.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from tfc_codecs import model_dir
+from tfc_codecs.errors import CodecError
+
+ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_MODEL = "hyperprior"
+
+
+def _index() -> Dict[str, Any]:
+  with open(os.path.join(ZOO_DIR, "index.json")) as f:
+    return json.load(f)
+
+
+def shipped_models() -> List[Dict[str, Any]]:
+  """One entry per shipped model: name, quality, path, meta, default flag."""
+  entries = []
+  for name, family in sorted(_index().items()):
+    for quality in sorted(int(q) for q in family["qualities"]):
+      path = os.path.join(ZOO_DIR, family["qualities"][str(quality)])
+      entries.append(dict(name=name, quality=quality, path=path,
+                          default=quality == family["default_quality"],
+                          meta=model_dir.read_meta(path)))
+  return entries
+
+
+def resolve(name_or_path: Optional[str] = None, quality: Optional[int] = None) -> str:
+  """The model directory for a shipped name (+ quality) or a path."""
+  name_or_path = name_or_path or DEFAULT_MODEL
+  index = _index()
+  if name_or_path in index:
+    family = index[name_or_path]
+    quality = family["default_quality"] if quality is None else quality
+    if str(quality) not in family["qualities"]:
+      raise CodecError(f"model {name_or_path} has no quality {quality} (it has "
+                       f"{', '.join(sorted(family['qualities']))})")
+    return os.path.join(ZOO_DIR, family["qualities"][str(quality)])
+  if model_dir.is_model_dir(name_or_path):
+    if quality is not None:
+      raise CodecError("--quality selects among shipped models; "
+                       f"{name_or_path} is a single model")
+    return name_or_path
+  raise CodecError(f"no shipped model or model directory named {name_or_path!r} "
+                   f"(shipped: {', '.join(sorted(index))})")
+
+
+
+
+def find(fingerprint: str) -> Optional[Dict[str, Any]]:
+  """The shipped model with this fingerprint (hex), or None."""
+  for entry in shipped_models():
+    if entry["meta"]["fingerprint"] == fingerprint:
+      return entry
+  return None
