@@ -22,7 +22,9 @@ setuptools.setup(
         "scipy~=1.11",
         "numpy<2",
         "absl-py",
-        "pillow",
+        "pillow>=11.3",  # AVIF, WebP and JPEG 2000 built in.
+        "matplotlib",  # R–D plots (tfc_codecs plot).
+        "tqdm",  # progress bars (tfc_codecs evaluate); tensorflow-datasets needs it too.
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tfc_codecs=tfc_codecs.cli:run"]},

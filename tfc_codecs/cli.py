@@ -130,6 +130,69 @@ def cmd_models(args) -> int:
   return 0
 
 
+def _qualities(text):
+  try:
+    return [int(q) for q in text.split(",")] if text else None
+  except ValueError:
+    raise CodecError(f"--quality must be a comma-separated list of integers, not {text!r}") from None
+
+
+def cmd_evaluate(args) -> int:
+  from tfc_codecs.evaluation import classical, evaluate  # pylint: disable=import-outside-toplevel
+  qualities = _qualities(args.quality)
+  files = evaluate.list_images(args.data)
+  if args.model in classical.QUALITIES:
+    name, description, points = evaluate.classical_points(args.model, qualities)
+  else:
+    name, description, points = evaluate.learned_points(args.model, qualities)
+  output = args.output or f"{name}.json"
+  from tfc_codecs import fileio  # pylint: disable=import-outside-toplevel
+  fileio.check_writable(output, args.overwrite)
+  report = evaluate.evaluate(name, description, points, files, output,
+                             per_image=args.per_image)
+  if args.per_image:
+    for row in report["per_image"]:
+      print(f"{row['point']:<20} {row['image']:<16} {row['bpp']:.4f} bpp  "
+            f"{row['psnr-rgb']:.2f} dB  MS-SSIM {row['ms-ssim-rgb']:.4f}  "
+            f"{row['encoding_time']:.3f}/{row['decoding_time']:.3f} s")
+  results = report["results"]
+  print(f"{'quality':>7} {'bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'MS-SSIM dB':>10} "
+        f"{'enc s':>7} {'dec s':>7}")
+  for i, quality in enumerate(results["quality"]):
+    print(f"{quality:>7} {results['bpp'][i]:>8.4f} {results['psnr-rgb'][i]:>8.2f} "
+          f"{results['ms-ssim-rgb'][i]:>8.4f} {results['ms-ssim-rgb-db'][i]:>10.2f} "
+          f"{results['encoding_time'][i]:>7.3f} {results['decoding_time'][i]:>7.3f}")
+  print(f"wrote {output}")
+  return 0
+
+
+def cmd_bdrate(args) -> int:
+  from tfc_codecs.evaluation import bdrate, results  # pylint: disable=import-outside-toplevel
+  ref, test = results.load(args.reference), results.load(args.test)
+  for report in (ref, test):
+    if args.metric not in report["results"]:
+      raise CodecError(f"{report['name']} has no {args.metric} results")
+  curves = (ref["results"]["bpp"], ref["results"][args.metric],
+            test["results"]["bpp"], test["results"][args.metric])
+  unit = "dB" if args.metric == "psnr-rgb" else ""
+  print(f"{test['name']} vs {ref['name']} ({args.metric}): "
+        f"BD-rate {bdrate.bd_rate(*curves):+.2f}%, "
+        f"BD-{args.metric} {bdrate.bd_quality(*curves):+.4f} {unit}".rstrip())
+  return 0
+
+
+def cmd_plot(args) -> int:
+  from tfc_codecs import fileio  # pylint: disable=import-outside-toplevel
+  from tfc_codecs.evaluation import plots, results  # pylint: disable=import-outside-toplevel
+  fileio.check_writable(args.output, args.overwrite)
+  reports = [results.load(p) for p in args.inputs]
+  anchors = [results.load(p) for p in args.anchors or ()]
+  fileio.atomic_write(args.output, plots.plot_rd(reports, args.title, anchors),
+                      args.overwrite)
+  print(f"wrote {args.output}")
+  return 0
+
+
 def cmd_train(args) -> int:
   from tfc_codecs import training  # pylint: disable=import-outside-toplevel
   model_config = {}
@@ -214,6 +277,34 @@ def parse_args(argv):
   p.set_defaults(handler=cmd_models)
 
   _add_train_parser(subparsers)
+
+  p = subparsers.add_parser(
+      "evaluate", help="Rate-distortion of a codec on a folder of images.",
+      description="Runs compress -> file -> decompress on every image; writes "
+      "CompressAI's results schema. Resumes an interrupted run.")
+  p.add_argument("--model", default=None, help="Shipped model name, model "
+                 "directory, or a Pillow codec: jpeg-420, jpeg-444, webp, avif, jpeg2000.")
+  p.add_argument("--quality", help="Comma-separated qualities (default: all).")
+  p.add_argument("--data", required=True, help="Folder of images (e.g. Kodak).")
+  p.add_argument("--output", help="Results JSON (default: NAME.json).")
+  p.add_argument("--per_image", action="store_true", help="Also report every image.")
+  p.add_argument("--overwrite", action="store_true")
+  p.set_defaults(handler=cmd_evaluate)
+
+  p = subparsers.add_parser("bdrate", help="Bjontegaard delta rate of TEST vs REF.")
+  p.add_argument("reference", metavar="REF", help="Results JSON or TFC table.")
+  p.add_argument("test", metavar="TEST", help="Results JSON or TFC table.")
+  p.add_argument("--metric", default="psnr-rgb", choices=("psnr-rgb", "ms-ssim-rgb"))
+  p.set_defaults(handler=cmd_bdrate)
+
+  p = subparsers.add_parser("plot", help="Plot rate-distortion curves.")
+  p.add_argument("inputs", nargs="+", metavar="RESULTS", help="Results JSON files.")
+  p.add_argument("--anchors", nargs="*", help="Published results to draw dashed "
+                 "(CompressAI JSON or TFC tables, e.g. from ../shared/anchors).")
+  p.add_argument("--output", required=True, help="PNG file.")
+  p.add_argument("--title", default="Kodak")
+  p.add_argument("--overwrite", action="store_true")
+  p.set_defaults(handler=cmd_plot)
   return parser.parse_args(argv[1:])
 
 

@@ -60,3 +60,13 @@ def find(fingerprint: str) -> Optional[Dict[str, Any]]:
     if entry["meta"]["fingerprint"] == fingerprint:
       return entry
   return None
+
+
+def family_names() -> List[str]:
+  """Names of the shipped model families."""
+  return sorted(_index())
+
+
+def read_fingerprint(path: str) -> str:
+  """The fingerprint of the model directory at `path`."""
+  return model_dir.read_meta(path)["fingerprint"]
