@@ -30,11 +30,15 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     scales += 1
   if scales == 0:
     return None
+  return float(_ms_ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32),
+                        scales))
+
+
+@tf.function(reduce_retracing=True)
+def _ms_ssim(a, b, scales):
   weights = np.array(MS_SSIM_WEIGHTS[:scales]) / sum(MS_SSIM_WEIGHTS[:scales])
-  value = tf.image.ssim_multiscale(
-      tf.constant(a, tf.float32), tf.constant(b, tf.float32), 255.,
-      power_factors=weights.tolist(), filter_size=SSIM_WINDOW)
-  return float(value)
+  return tf.image.ssim_multiscale(a, b, 255., power_factors=weights.tolist(),
+                                  filter_size=SSIM_WINDOW)
 
 
 def ms_ssim_db(value: float) -> float:
