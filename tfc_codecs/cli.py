@@ -314,6 +314,13 @@ def main(args) -> None:
   except CodecError as e:
     _error(str(e))
     code = 1
+  except Exception as e:  # pylint: disable=broad-except
+    if os.environ.get("TFC_CODECS_DEBUG"):
+      raise
+    message = str(e).strip().splitlines()
+    _error(f"internal error ({type(e).__name__}: {message[0] if message else ''}); "
+           "set TFC_CODECS_DEBUG=1 for a traceback")
+    code = 2
   sys.exit(code)
 
 

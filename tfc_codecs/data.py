@@ -11,6 +11,8 @@ import os
 from typing import List, Optional
 
 import tensorflow as tf
+from absl import logging
+from PIL import Image
 
 from tfc_codecs.errors import CodecError
 
@@ -23,9 +25,20 @@ def list_images(pattern: str) -> List[str]:
     pattern = os.path.join(pattern, "*")
   files = sorted(f for f in glob.glob(pattern)
                  if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f))
-  if not files:
-    raise CodecError(f"no training images match {pattern!r}")
-  return files
+  readable = [f for f in files if _has_image_header(f)]
+  if len(readable) < len(files):
+    logging.warning("skipping %d unreadable image files", len(files) - len(readable))
+  if not readable:
+    raise CodecError(f"no readable training images match {pattern!r}")
+  return readable
+
+
+def _has_image_header(path: str) -> bool:
+  try:
+    with Image.open(path) as image:
+      return image.size[0] > 0 and image.size[1] > 0
+  except (OSError, ValueError, SyntaxError):
+    return False
 
 
 def _read_image(path: tf.Tensor) -> tf.Tensor:
@@ -63,6 +76,7 @@ def training_dataset(patch_size: int, batch_size: int,
     dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat()
     dataset = dataset.map(_read_image, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.ignore_errors(log_warning=True)  # Skip unreadable files.
   else:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     try:
