@@ -10,11 +10,14 @@ Layout (big-endian):
     height       u32
     width        u32
     count        u16       number of payload strings
-    payloads     count x (u32 length, bytes)
-    crc32        u32       CRC-32 of everything before it
+    header_crc   u32       CRC-32 of the header fields above
+    payloads     count x (u32 length, bytes, u32 CRC-32 of the bytes)
 
-`parse` validates structure, sizes and checksum before anything is decoded,
-so a bad file fails with a one-line `CodecError` and no large allocation.
+Each payload carries its own checksum, so a file cut at a payload boundary is
+recognizable as such: progressive codecs decode the payloads that arrived
+(`allow_truncation=True`); for everything else it is an error. `parse`
+validates structure, sizes and checksums before anything is decoded, so a bad
+file fails with a one-line `CodecError` and no large allocation.
 """
 
 import dataclasses
@@ -46,13 +49,19 @@ class Bitstream:
   payloads: Tuple[bytes, ...]
   coder: int = CODER_RANGE
   version: int = FORMAT_VERSION
+  declared_payloads: int = -1  # In the header; more than len(payloads) if cut.
 
   @property
   def num_pixels(self) -> int:
     return self.height * self.width
 
+  @property
+  def complete(self) -> bool:
+    return self.declared_payloads in (-1, len(self.payloads))
+
   def header_bytes(self) -> int:
-    return _FIXED.size + len(self.codec) + _SIZE.size + 4 * len(self.payloads) + 4
+    return (_FIXED.size + len(self.codec) + _SIZE.size + 4
+            + 8 * len(self.payloads))
 
 
 def serialize(stream: Bitstream) -> bytes:
@@ -65,18 +74,22 @@ def serialize(stream: Bitstream) -> bytes:
   if not (1 <= stream.height < MAX_SIDE and 1 <= stream.width < MAX_SIDE):
     raise CodecError(f"image size {stream.height}x{stream.width} is not supported "
                      f"(each side must be 1..{MAX_SIDE - 1})")
-  parts: List[bytes] = [
+  header = b"".join([
       _FIXED.pack(MAGIC, stream.version, stream.coder, len(name)), name,
       _SIZE.pack(stream.fingerprint, stream.height, stream.width,
-                 len(stream.payloads))]
+                 len(stream.payloads))])
+  parts: List[bytes] = [header, _U32.pack(zlib.crc32(header))]
   for payload in stream.payloads:
-    parts += [_U32.pack(len(payload)), payload]
-  body = b"".join(parts)
-  return body + _U32.pack(zlib.crc32(body))
+    parts += [_U32.pack(len(payload)), payload, _U32.pack(zlib.crc32(payload))]
+  return b"".join(parts)
 
 
-def parse(data: bytes, max_pixels: int) -> Bitstream:
-  """Validates and splits a `.tfci` file; raises CodecError on any defect."""
+def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitstream:
+  """Validates and splits a `.tfci` file; raises CodecError on any defect.
+
+  With `allow_truncation`, a file cut exactly at a payload boundary yields
+  the payloads before the cut (see `Bitstream.complete`).
+  """
   data = memoryview(data)
   if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
     raise CodecError("not a .tfci file (bad magic bytes)")
@@ -84,20 +97,20 @@ def parse(data: bytes, max_pixels: int) -> Bitstream:
   if version != FORMAT_VERSION:
     raise CodecError(f"unsupported .tfci format version {version} "
                      f"(this tfc_codecs reads version {FORMAT_VERSION})")
-  if coder not in CODER_NAMES:
-    raise CodecError(f"unknown entropy coder id {coder} in header")
   if not 1 <= name_length <= MAX_NAME:
     raise CodecError("corrupt header (bad codec name length)")
-  offset = _FIXED.size
-  if len(data) < offset + name_length + _SIZE.size + 4:
+  offset = _FIXED.size + name_length + _SIZE.size
+  if len(data) < offset + 4:
     raise CodecError("truncated file (header incomplete)")
+  if _U32.unpack_from(data, offset)[0] != zlib.crc32(data[:offset]):
+    raise CodecError("corrupt header (checksum mismatch)")
+  if coder not in CODER_NAMES:
+    raise CodecError(f"unknown entropy coder id {coder} in header")
   try:
-    codec = bytes(data[offset:offset + name_length]).decode("ascii")
+    codec = bytes(data[_FIXED.size:_FIXED.size + name_length]).decode("ascii")
   except UnicodeDecodeError:
     raise CodecError("corrupt header (codec name is not ASCII)") from None
-  offset += name_length
-  fingerprint, height, width, count = _SIZE.unpack_from(data, offset)
-  offset += _SIZE.size
+  fingerprint, height, width, count = _SIZE.unpack_from(data, _FIXED.size + name_length)
   if not (1 <= height < MAX_SIDE and 1 <= width < MAX_SIDE):
     raise CodecError(f"corrupt header (image size {height}x{width})")
   if height * width > max_pixels:
@@ -105,22 +118,24 @@ def parse(data: bytes, max_pixels: int) -> Bitstream:
                      f"limit of {max_pixels} pixels")
   if count > MAX_PAYLOADS:
     raise CodecError(f"corrupt header ({count} payloads)")
+  offset += 4
   payloads = []
-  for _ in range(count):
+  for index in range(count):
+    if offset == len(data) and allow_truncation:
+      break
     if len(data) < offset + 4:
-      raise CodecError("truncated file (payload table incomplete)")
+      raise CodecError(f"truncated file (payload {index + 1} of {count} incomplete)")
     (length,) = _U32.unpack_from(data, offset)
-    offset += 4
-    if len(data) < offset + length + 4:
-      raise CodecError("truncated file (payload shorter than its header says)")
-    payloads.append(bytes(data[offset:offset + length]))
-    offset += length
-  if len(data) != offset + 4:
-    raise CodecError(f"corrupt file ({len(data) - offset - 4} unexpected "
-                     "trailing bytes)")
-  (crc,) = _U32.unpack_from(data, offset)
-  if crc != zlib.crc32(data[:offset]):
-    raise CodecError("corrupt file (checksum mismatch)")
+    end = offset + 4 + length
+    if len(data) < end + 4:
+      raise CodecError(f"truncated file (payload {index + 1} of {count} incomplete)")
+    payload = data[offset + 4:end]
+    if _U32.unpack_from(data, end)[0] != zlib.crc32(payload):
+      raise CodecError(f"corrupt file (payload {index + 1} checksum mismatch)")
+    payloads.append(bytes(payload))
+    offset = end + 4
+  if len(data) != offset:
+    raise CodecError(f"corrupt file ({len(data) - offset} unexpected trailing bytes)")
   return Bitstream(codec=codec, fingerprint=fingerprint, height=height,
                    width=width, payloads=tuple(payloads), coder=coder,
-                   version=version)
+                   version=version, declared_payloads=count)
