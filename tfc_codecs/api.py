@@ -18,8 +18,10 @@ from tfc_codecs.errors import CodecError
 class ImageCodec:
   """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes."""
 
-  def __init__(self, net, meta: Dict[str, Any], source: str):
+  def __init__(self, net, meta: Dict[str, Any], source: str,
+               quality: Optional[int] = None):
     self.net = net
+    self.quality = quality
     self.meta = meta
     self.source = source
     self.fingerprint = bytes.fromhex(meta["fingerprint"])
@@ -29,37 +31,76 @@ class ImageCodec:
   def codec_name(self) -> str:
     return self.net.codec_name
 
-  def compress(self, image: np.ndarray) -> bytes:
-    """uint8 [H, W, 3] (or gray/alpha/16-bit, converted) -> `.tfci` bytes."""
+  @property
+  def progressive(self) -> bool:
+    """True if quality = number of iterations of one model (rnn)."""
+    return getattr(self.net, "progressive", False)
+
+  def compress(self, image: np.ndarray, quality: Optional[int] = None,
+               raw: bool = False) -> bytes:
+    """uint8 [H, W, 3] (or gray/alpha/16-bit, converted) -> `.tfci` bytes.
+
+    For progressive codecs `quality` is the number of iterations and `raw`
+    stores the bits without entropy coding; for the others the quality was
+    chosen when loading.
+    """
     image, _ = images.as_rgb8(image)
     height, width = image.shape[:2]
     if height * width > self.max_pixels:
       raise CodecError(f"{height}x{width} image exceeds the limit of "
                        f"{self.max_pixels} pixels")
-    payloads = self.net.compress(tf.constant(image)).numpy()
+    coder = container.CODER_RAW if raw else container.CODER_RANGE
+    if self.progressive:
+      iterations = self.net.default_iterations if quality is None else quality
+      if not 1 <= iterations <= self.net.max_iterations:
+        raise CodecError(f"{self.codec_name} quality (iterations) must be in "
+                         f"1..{self.net.max_iterations}, not {iterations}")
+      run = self.net.compress_raw if raw else self.net.compress
+      payloads = run(tf.constant(image), tf.constant(iterations, tf.int32)).numpy()
+    else:
+      if raw:
+        raise CodecError(f"{self.codec_name} has no raw mode")
+      if quality is not None and quality != self.quality:
+        raise CodecError(f"load {self.codec_name} with quality {quality} to use it")
+      payloads = self.net.compress(tf.constant(image)).numpy()
     return container.serialize(container.Bitstream(
         codec=self.codec_name, fingerprint=self.fingerprint, height=height,
-        width=width, payloads=tuple(payloads)))
+        width=width, payloads=tuple(payloads), coder=coder))
 
   def parse(self, data: bytes) -> container.Bitstream:
-    """Validates a `.tfci` file for this model."""
-    stream = container.parse(data, self.max_pixels)
+    """Validates a `.tfci` file for this model (progressive files may be cut
+    at an iteration boundary)."""
+    stream = container.parse(data, self.max_pixels, allow_truncation=self.progressive)
     if stream.codec != self.codec_name or stream.fingerprint != self.fingerprint:
       raise CodecError(
           f"file was made by {stream.codec} model {stream.fingerprint.hex()}, "
           f"not by the loaded {self.codec_name} model {self.fingerprint.hex()}")
-    if len(stream.payloads) != self.net.num_payloads:
+    if self.progressive:
+      if not stream.payloads or stream.declared_payloads > self.net.max_iterations:
+        raise CodecError(f"corrupt or truncated file ({len(stream.payloads)} of "
+                         f"{stream.declared_payloads} iterations)")
+    elif len(stream.payloads) != self.net.num_payloads or stream.coder != container.CODER_RANGE:
       raise CodecError(f"corrupt file ({len(stream.payloads)} payloads, "
                        f"expected {self.net.num_payloads})")
     return stream
 
-  def decompress(self, data: bytes) -> np.ndarray:
-    """`.tfci` bytes -> uint8 [H, W, 3]."""
+  def decompress(self, data: bytes, iterations: Optional[int] = None) -> np.ndarray:
+    """`.tfci` bytes -> uint8 [H, W, 3]; progressive codecs may stop early."""
     stream = self.parse(data)
+    payloads = stream.payloads
+    run = self.net.decompress
+    if self.progressive:
+      if iterations is not None:
+        if iterations < 1:
+          raise CodecError("--iterations must be at least 1")
+        payloads = payloads[:iterations]
+      if stream.coder == container.CODER_RAW:
+        run = self.net.decompress_raw
+    elif iterations is not None:
+      raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
     try:
-      image = self.net.decompress(
-          tf.constant(stream.payloads, tf.string),
-          tf.constant([stream.height, stream.width], tf.int32))
+      image = run(tf.constant(payloads, tf.string),
+                  tf.constant([stream.height, stream.width], tf.int32))
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({e.message.splitlines()[0]})") from None
     return image.numpy()
@@ -74,7 +115,7 @@ def load(name_or_path: Optional[str] = None,
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
   if path not in _cache:
     net, meta = model_dir.load(path)
-    _cache[path] = ImageCodec(net, meta, path)
+    _cache[path] = ImageCodec(net, meta, path, zoo.quality_of(path))
   return _cache[path]
 
 

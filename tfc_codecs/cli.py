@@ -59,7 +59,7 @@ def cmd_compress(args) -> int:
     image, notes = images.read_image(source, codec.max_pixels)
     for note in notes:
       _note(f"{source}: {note}")
-    data = codec.compress(image)
+    data = codec.compress(image, quality=args.quality, raw=args.raw)
     fileio.atomic_write(target, data, args.overwrite)
     if args.verbose:
       from tfc_codecs.evaluation import metrics  # pylint: disable=import-outside-toplevel
@@ -84,7 +84,7 @@ def cmd_decompress(args) -> int:
   def work(source, target):
     data = images.read_bytes(source)
     codec = api.load_for(data, args.model)
-    image = codec.decompress(data)
+    image = codec.decompress(data, iterations=args.iterations)
     fileio.atomic_write(target, images.encode_png(image), args.overwrite)
     if args.verbose:
       print(f"{target}: {image.shape[0]}x{image.shape[1]}")
@@ -92,21 +92,34 @@ def cmd_decompress(args) -> int:
   return _each(args.inputs, outputs, work)
 
 
+def _describe(entry) -> str:
+  if entry["quality"] is None:
+    return f"{entry['name']}, quality = iterations"
+  return f"{entry['name']} quality {entry['quality']}"
+
+
 def cmd_info(args) -> int:
   from tfc_codecs import container, images, zoo  # pylint: disable=import-outside-toplevel
 
   def work(source, _):
     data = images.read_bytes(source)
-    stream = container.parse(data, images.MAX_PIXELS)
+    stream = container.parse(data, images.MAX_PIXELS, allow_truncation=True)
     shipped = zoo.find(stream.fingerprint.hex())
     print(f"file:         {source}")
     print(f"format:       .tfci version {stream.version}")
     print(f"coder:        {container.CODER_NAMES[stream.coder]}")
     print(f"codec:        {stream.codec}")
     print(f"model:        {stream.fingerprint.hex()} "
-          f"({shipped['name'] + ' quality ' + str(shipped['quality']) if shipped else 'not a shipped model'})")
+          f"({_describe(shipped) if shipped else 'not a shipped model'})")
     print(f"image size:   {stream.height}x{stream.width}")
-    print(f"payloads:     {', '.join(str(len(p)) for p in stream.payloads)} bytes")
+    print(f"payloads:     {len(stream.payloads)} of {stream.declared_payloads}"
+          + ("" if stream.complete else " (file cut at a payload boundary)"))
+    print(f"sizes:        {', '.join(str(len(p)) for p in stream.payloads)} bytes")
+    ends, offset = [], stream.header_bytes() - 8 * len(stream.payloads)
+    for payload in stream.payloads:
+      offset += len(payload) + 8
+      ends.append(str(offset))
+    print(f"boundaries:   {', '.join(ends)} (file offset after each payload)")
     print(f"total:        {len(data)} bytes ({stream.header_bytes()} header), "
           f"{8 * len(data) / stream.num_pixels:.4f} bpp")
 
@@ -121,8 +134,10 @@ def cmd_models(args) -> int:
     meta = entry["meta"]
     kodak = meta.get("kodak") or {}
     config = meta["config"]
-    filters = "/".join(str(config[k]) for k in ("num_filters", "latent_filters"))
-    print(f"{entry['name']:<12} {entry['quality']:>7}  {meta['codec']:<10} "
+    filters = "/".join(str(config[k]) for k in ("num_filters", "latent_filters", "width")
+                       if k in config)
+    quality = entry["quality"] or f"1-{config.get('max_iterations', '')}"
+    print(f"{entry['name']:<12} {quality:>7}  {meta['codec']:<10} "
           f"{filters:<10} {kodak.get('bpp', float('nan')):>9.4f} "
           f"{kodak.get('psnr-rgb', float('nan')):>8.2f} "
           f"{kodak.get('ms-ssim-rgb', float('nan')):>8.4f}  {meta['fingerprint']}"
@@ -200,6 +215,9 @@ def cmd_train(args) -> int:
     model_config["num_filters"] = args.num_filters
   if args.latent_filters:
     model_config["latent_filters"] = args.latent_filters
+  for key in ("width", "train_iterations", "cell", "reconstruction"):
+    if getattr(args, key):
+      model_config[key] = getattr(args, key)
   training.train(
       args.model_type, args.lmbda, args.train_dir, train_glob=args.train_glob,
       tfds_dataset=args.tfds_dataset, distortion=args.distortion,
@@ -218,9 +236,10 @@ def _add_train_parser(subparsers) -> None:
       "train", help="Train a codec on local images or a TFDS dataset.",
       description="Trains with loss = bpp + lambda * distortion; resumes an "
       "interrupted run in --train_dir and writes TRAIN_DIR/model at the end.")
-  p.add_argument("--model_type", required=True, choices=("factorized", "hyperprior"))
-  p.add_argument("--lambda", dest="lmbda", type=float, required=True,
-                 help="Rate-distortion trade-off (MSE on 0..255: 0.0067 ~ 0.3 bpp).")
+  p.add_argument("--model_type", required=True, choices=("factorized", "hyperprior", "rnn"))
+  p.add_argument("--lambda", dest="lmbda", type=float,
+                 help="Rate-distortion trade-off of the Ballé codecs (MSE on "
+                 "0..255: 0.0067 ~ 0.3 bpp); rnn has none.")
   p.add_argument("--train_dir", required=True,
                  help="Run directory: checkpoints, logs, the final model.")
   source = p.add_mutually_exclusive_group(required=True)
@@ -239,6 +258,13 @@ def _add_train_parser(subparsers) -> None:
                  help="Random downscaling of the images by [min_scale, 1].")
   p.add_argument("--num_filters", type=int, default=0, help="N (0: codec default).")
   p.add_argument("--latent_filters", type=int, default=0, help="M (0: codec default).")
+  p.add_argument("--width", type=float, default=0.,
+                 help="rnn: channel-count multiplier of Toderici's widths (0: 1.0).")
+  p.add_argument("--train_iterations", type=int, default=0,
+                 help="rnn: iterations unrolled in training (0: 8).")
+  p.add_argument("--cell", choices=("lstm", "gru"), help="rnn: recurrent cell.")
+  p.add_argument("--reconstruction", choices=("one-shot", "additive", "scaled"),
+                 help="rnn: gamma = 0, gamma = 1, or additive with residual scaling.")
   p.add_argument("--init_from", help="Start from this shipped model or model dir.")
   p.add_argument("--checkpoint_minutes", type=float, default=5.)
   p.add_argument("--log_every", type=int, default=100)
@@ -254,7 +280,10 @@ def parse_args(argv):
   p.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files (PNG, JPEG, ...).")
   p.add_argument("--model", help="Shipped model name or trained model directory "
                  "(default: hyperprior).")
-  p.add_argument("--quality", type=int, help="Rate point of a shipped model.")
+  p.add_argument("--quality", type=int, help="Rate point of a shipped model; "
+                 "for rnn the number of iterations (1..16, default 8).")
+  p.add_argument("--raw", action="store_true",
+                 help="rnn only: store the bits without entropy coding.")
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true",
@@ -264,6 +293,8 @@ def parse_args(argv):
   p = subparsers.add_parser("decompress", help="Decompress .tfci files to PNG.")
   p.add_argument("inputs", nargs="+", metavar="FILE", help=".tfci files.")
   p.add_argument("--model", help="Model directory, if the file's model is not shipped.")
+  p.add_argument("--iterations", type=int,
+                 help="rnn only: decode only the first K iterations.")
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true")

@@ -3,7 +3,7 @@
 Layout (big-endian):
     magic        4 bytes   b"TFCI"
     version      u8        FORMAT_VERSION
-    coder        u8        entropy coder of the payloads (1: TFC range coder)
+    coder        u8        coder of the payloads (1: TFC range coder, 2: raw bits)
     name_length  u8        1..MAX_NAME
     codec        bytes     codec name, ASCII
     fingerprint  8 bytes   hash of the model's weights and tables
@@ -30,7 +30,8 @@ from tfc_codecs.errors import CodecError
 MAGIC = b"TFCI"
 FORMAT_VERSION = 1
 CODER_RANGE = 1
-CODER_NAMES = {CODER_RANGE: "tfc-range-coder"}
+CODER_RAW = 2
+CODER_NAMES = {CODER_RANGE: "tfc-range-coder", CODER_RAW: "raw-bits"}
 MAX_NAME = 32
 MAX_PAYLOADS = 1024
 MAX_SIDE = 1 << 16

@@ -61,7 +61,7 @@ def _last_progress(train_dir: str) -> Optional[Dict[str, float]]:
   return {k: round(last[k], 4) for k in ("step", "loss", "bpp", "psnr")}
 
 
-def train(model_type: str, lmbda: float, train_dir: str, *,
+def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           train_glob: Optional[str] = None, tfds_dataset: Optional[str] = None,
           distortion: str = "mse", patch_size: int = 256, batch_size: int = 8,
           max_steps: int = 100000, learning_rate: float = 1e-4,
@@ -71,6 +71,8 @@ def train(model_type: str, lmbda: float, train_dir: str, *,
           checkpoint_minutes: float = 5., log_every: int = 100,
           seed: Optional[int] = None, printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
+  if lmbda is None and model_type != "rnn":
+    raise CodecError(f"--lambda is required for {model_type}")
   if distortion not in DISTORTIONS:
     raise CodecError(f"--distortion must be one of {DISTORTIONS}")
   if distortion == "ms-ssim" and patch_size < MS_SSIM_MIN_PATCH:
@@ -109,21 +111,11 @@ def train(model_type: str, lmbda: float, train_dir: str, *,
     printer(f"resumed from {manager.latest_checkpoint} at step {int(step)}")
 
   variables = model.trainable_variables
-  use_ms_ssim = distortion == "ms-ssim"
 
   @tf.function
   def train_step(x):
     with tf.GradientTape() as tape:
-      x_hat, bits = model(x, training=True)
-      num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
-      bpp = tf.reduce_sum(bits) / num_pixels
-      mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat))
-      if use_ms_ssim:
-        dist = 1. - tf.reduce_mean(tf.image.ssim_multiscale(
-            x, tf.clip_by_value(x_hat, 0., 255.), 255.))
-      else:
-        dist = mse
-      loss = bpp + lmbda * dist
+      loss, metrics = model.training_loss(x, lmbda, distortion)
     grads = tape.gradient(loss, variables)
     grad_norm = tf.linalg.global_norm(grads)
     finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
@@ -133,9 +125,8 @@ def train(model_type: str, lmbda: float, train_dir: str, *,
       return tf.constant(True)
 
     tf.cond(finite, apply, lambda: tf.constant(False))
-    psnr = 10. * tf.math.log(255. ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.)
-    return dict(loss=loss, bpp=bpp, mse=mse, psnr=psnr, grad_norm=grad_norm,
-                finite=tf.cast(finite, tf.float32))
+    return dict(loss=loss, grad_norm=grad_norm, finite=tf.cast(finite, tf.float32),
+                **metrics)
 
   stop = {"signal": None}
 

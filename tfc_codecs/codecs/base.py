@@ -33,6 +33,11 @@ def pad_to_multiple(x: tf.Tensor, multiple: int) -> tf.Tensor:
   return tf.concat([x, tf.repeat(x[:, :, -1:], pad_w, axis=2)], axis=2)
 
 
+def psnr(mse: tf.Tensor) -> tf.Tensor:
+  """PSNR in dB of an MSE on the 0..255 scale."""
+  return 10. * tf.math.log(255. ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.)
+
+
 def to_uint8(x: tf.Tensor) -> tf.Tensor:
   """Rounds a float image on the 0..255 scale to uint8 (saturating)."""
   return tf.saturate_cast(tf.round(x), tf.uint8)
@@ -59,17 +64,20 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
     """[B, H, W, 3] float (0..255) -> (reconstruction, bits per image [B])."""
     return self._forward(x, training)
 
-  def rate_distortion(self, x: tf.Tensor, training: bool) -> Dict[str, tf.Tensor]:
-    """Mean bpp, MSE (0..255 scale), PSNR and MS-SSIM of a batch."""
-    x_hat, bits = self(x, training=training)
+  def training_loss(self, x: tf.Tensor, lmbda: float,
+                    distortion: str = "mse") -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    """Loss = bpp + λ·D on a batch (D: MSE on 0..255, or 1 − MS-SSIM),
+    with the batch's bpp, MSE and PSNR."""
+    x_hat, bits = self(x, training=True)
     num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), bits.dtype)
     bpp = tf.reduce_sum(bits) / num_pixels
     mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat))
-    x_clipped = tf.clip_by_value(x_hat, 0., 255.)
-    return dict(
-        bpp=bpp, mse=mse,
-        psnr=10. * tf.math.log(255. ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.),
-        ms_ssim=tf.reduce_mean(tf.image.ssim_multiscale(x, x_clipped, 255.)))
+    if distortion == "ms-ssim":
+      dist = 1. - tf.reduce_mean(tf.image.ssim_multiscale(
+          x, tf.clip_by_value(x_hat, 0., 255.), 255.))
+    else:
+      dist = mse
+    return bpp + lmbda * dist, dict(bpp=bpp, mse=mse, psnr=psnr(mse))
 
   @abc.abstractmethod
   def _forward(self, x, training):

@@ -41,26 +41,37 @@ class Coder:
 
 
 def learned_points(model: Optional[str], qualities: Optional[Sequence[int]]):
-  """(name, description, points) of a shipped model family or a model dir."""
-  from tfc_codecs import api, zoo  # pylint: disable=import-outside-toplevel
-  if qualities:
-    paths = [(q, zoo.resolve(model, q)) for q in qualities]
-  elif model is None or model in zoo.family_names():
-    paths = [(e["quality"], e["path"]) for e in zoo.shipped_models()
-             if e["name"] == (model or zoo.DEFAULT_MODEL)]
-  else:
-    paths = [(0, zoo.resolve(model))]
-  points = []
-  for quality, path in paths:
-    fingerprint = zoo.read_fingerprint(path)
+  """(name, description, points) of a shipped model family or a model dir.
 
-    def make_coder(path=path):
+  Qualities select shipped models, or, for a progressive model, iterations.
+  """
+  from tfc_codecs import api, zoo  # pylint: disable=import-outside-toplevel
+  label = model or zoo.DEFAULT_MODEL
+  first = api.load(model, qualities[0] if qualities else None)
+  if first.progressive:
+    iterations = qualities or range(1, first.net.max_iterations + 1)
+    points = [RatePoint(f"{first.meta['fingerprint']}-i{k}", k,
+                        lambda k=k: Coder(lambda image, k=k: first.compress(image, k),
+                                          first.decompress))
+              for k in iterations]
+  else:
+    if qualities:
+      paths = [(q, zoo.resolve(model, q)) for q in qualities]
+    elif label in zoo.family_names():
+      paths = [(e["quality"], e["path"]) for e in zoo.shipped_models()
+               if e["name"] == label]
+    else:
+      paths = [(0, zoo.resolve(model))]
+
+    def make_coder(path):
       codec = api.load(path)
       return Coder(codec.compress, codec.decompress)
 
-    points.append(RatePoint(f"{fingerprint}", quality, make_coder))
-  name = f"tfc_codecs-{model or zoo.DEFAULT_MODEL}"
-  return name, f"tfc_codecs {model or zoo.DEFAULT_MODEL}, real .tfci files", points
+    points = [RatePoint(zoo.read_fingerprint(path), quality,
+                        lambda path=path: make_coder(path))
+              for quality, path in paths]
+  name = f"tfc_codecs-{os.path.basename(os.path.normpath(label))}"
+  return name, f"tfc_codecs {label}, real .tfci files", points
 
 
 def classical_points(name: str, qualities: Optional[Sequence[int]]):

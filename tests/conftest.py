@@ -1,0 +1,104 @@
+"""Shared fixtures: the tiny test models, the test photos and a CLI runner.
+
+Loading a model and importing TensorFlow take seconds, so models and photos
+are loaded once per session. Tests use local files only (testdata/, tmp_path).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Before TensorFlow loads.
+
+TESTDATA = REPO / "testdata"
+MODEL_DIRS = {
+    "factorized": TESTDATA / "models" / "factorized_tiny",
+    "hyperprior": TESTDATA / "models" / "hyperprior_tiny",
+}
+PHOTO_PATHS = sorted((TESTDATA / "images").glob("*.png"))
+CLI_SCRIPT = REPO / "bin" / "tfc_codecs"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+  return REPO
+
+
+@pytest.fixture(scope="session")
+def model_dirs():
+  """Codec name -> tiny model directory."""
+  return dict(MODEL_DIRS)
+
+
+@pytest.fixture(scope="session")
+def codecs():
+  """Codec name -> loaded `ImageCodec` of the tiny model."""
+  import tfc_codecs  # pylint: disable=import-outside-toplevel
+  return {name: tfc_codecs.load(str(path)) for name, path in MODEL_DIRS.items()}
+
+
+@pytest.fixture(scope="session", params=sorted(MODEL_DIRS))
+def codec(request, codecs):
+  """Each tiny model in turn."""
+  return codecs[request.param]
+
+
+@pytest.fixture(scope="session")
+def photos():
+  """File name -> uint8 [96, 128, 3] test photo."""
+  from tfc_codecs import images  # pylint: disable=import-outside-toplevel
+  assert len(PHOTO_PATHS) == 4, PHOTO_PATHS
+  result = {}
+  for path in PHOTO_PATHS:
+    image, notes = images.read_image(str(path))
+    assert notes == [] and image.shape == (96, 128, 3) and image.dtype == np.uint8
+    result[path.name] = image
+  return result
+
+
+@pytest.fixture(scope="session")
+def photo(photos):
+  """One test photo."""
+  return photos[PHOTO_PATHS[0].name]
+
+
+def _cli_env(extra=None):
+  env = dict(os.environ)
+  env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  env.pop("PYTHONPATH", None)  # bin/tfc_codecs puts the repo on the path itself.
+  env.update(extra or {})
+  return env
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+  """run_cli(*args, cwd=REPO, env=None) -> CompletedProcess of `tfc_codecs ARGS`."""
+
+  def run(*args, cwd=REPO, env=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, str(CLI_SCRIPT)] + [str(a) for a in args],
+        cwd=str(cwd), env=_cli_env(env), capture_output=True, text=True,
+        timeout=timeout, check=False)
+
+  return run
+
+
+@pytest.fixture(scope="session")
+def run_python():
+  """run_python(code, *args, env=None) -> CompletedProcess of `python -c CODE ARGS`
+  in a fresh interpreter (repo root as working directory)."""
+
+  def run(code, *args, env=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-c", code] + [str(a) for a in args], cwd=str(REPO),
+        env=_cli_env(env), capture_output=True, text=True, timeout=timeout,
+        check=False)
+
+  return run

@@ -1,0 +1,256 @@
+"""The .tfci container: round trip, and every kind of damaged or foreign file
+fails with a one-line CodecError before anything large is allocated."""
+
+import dataclasses
+import struct
+import time
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+
+from tfc_codecs import api, container
+from tfc_codecs.errors import CodecError
+
+FINGERPRINT = bytes.fromhex("0123456789abcdef")
+
+
+@pytest.fixture(scope="session")
+def real_files(codecs, photo):
+  """Codec name -> a .tfci file of a test photo made by that tiny model."""
+  return {name: codec.compress(photo) for name, codec in codecs.items()}
+
+
+def make_stream(**changes):
+  fields = dict(codec="hyperprior", fingerprint=FINGERPRINT, height=96, width=128,
+                payloads=(b"side", b"", bytes(range(256)) * 3))
+  fields.update(changes)
+  return container.Bitstream(**fields)
+
+
+def header_length(codec_name: str) -> int:
+  """Bytes before the header checksum: magic, version, coder, name length,
+  name, fingerprint, height, width, count."""
+  return 4 + 3 + len(codec_name) + 8 + 4 + 4 + 2
+
+
+def with_header(data: bytes, start: int, replacement: bytes, name: str) -> bytes:
+  """`data` with header bytes replaced and the header checksum recomputed."""
+  end = header_length(name)
+  header = data[:start] + replacement + data[start + len(replacement):end]
+  assert len(header) == end
+  return header + struct.pack(">I", zlib.crc32(header)) + data[end + 4:]
+
+
+# Round trip -----------------------------------------------------------------
+@pytest.mark.parametrize("payloads", [(), (b"",), (b"a", b"bc"), (bytes(70000),)])
+def test_serialize_parse_roundtrip(payloads):
+  stream = make_stream(payloads=payloads, codec="x" * container.MAX_NAME,
+                       height=1, width=container.MAX_SIDE - 1)
+  data = container.serialize(stream)
+  parsed = container.parse(data, max_pixels=1 << 20)
+  assert parsed.codec == stream.codec
+  assert parsed.fingerprint == FINGERPRINT
+  assert (parsed.height, parsed.width) == (1, container.MAX_SIDE - 1)
+  assert parsed.payloads == payloads
+  assert parsed.coder == container.CODER_RANGE
+  assert parsed.version == container.FORMAT_VERSION
+  assert parsed.complete
+  assert len(data) == parsed.header_bytes() + sum(len(p) for p in payloads)
+
+
+def test_layout_is_as_documented():
+  stream = make_stream()
+  data = container.serialize(stream)
+  assert data[:4] == b"TFCI"
+  assert data[4] == container.FORMAT_VERSION and data[5] == container.CODER_RANGE
+  assert data[6] == len("hyperprior") and data[7:17] == b"hyperprior"
+  end = header_length("hyperprior")
+  assert struct.unpack(">8sIIH", data[17:end]) == (FINGERPRINT, 96, 128, 3)
+  assert struct.unpack(">I", data[end:end + 4])[0] == zlib.crc32(data[:end])
+
+
+def test_real_file_parses(codec, real_files, photo):
+  stream = codec.parse(real_files[codec.codec_name])
+  assert stream.codec == codec.codec_name
+  assert stream.fingerprint == codec.fingerprint
+  assert (stream.height, stream.width) == photo.shape[:2]
+  assert len(stream.payloads) == codec.net.num_payloads
+  assert all(stream.payloads)
+
+
+def test_serialize_rejects_bad_fields():
+  with pytest.raises(ValueError):
+    container.serialize(make_stream(codec=""))
+  with pytest.raises(ValueError):
+    container.serialize(make_stream(codec="x" * (container.MAX_NAME + 1)))
+  with pytest.raises(ValueError):
+    container.serialize(make_stream(fingerprint=b"short"))
+  for height, width in ((0, 5), (5, 0), (container.MAX_SIDE, 5)):
+    with pytest.raises(CodecError):
+      container.serialize(make_stream(height=height, width=width))
+
+
+# Damaged files ----------------------------------------------------------------
+def test_every_truncation_fails(codec, real_files):
+  data = real_files[codec.codec_name]
+  for length in range(len(data)):
+    with pytest.raises(CodecError):
+      codec.decompress(data[:length])
+  with pytest.raises(CodecError, match="trailing"):
+    codec.decompress(data + b"\0")
+
+
+def test_every_bit_flip_fails(codec, real_files):
+  data = real_files[codec.codec_name]
+  survivors = []
+  for position in range(len(data)):
+    for bit in range(8):
+      damaged = bytearray(data)
+      damaged[position] ^= 1 << bit
+      try:
+        codec.decompress(bytes(damaged))
+      except CodecError:
+        continue
+      survivors.append((position, bit))
+  assert survivors == [], f"bit flips decoded without an error: {survivors[:10]}"
+
+
+def test_bad_magic(codec, real_files):
+  data = real_files[codec.codec_name]
+  for bad in (b"TFCJ" + data[4:], b"\x89PNG\r\n\x1a\n" + bytes(100), b"", b"TFC"):
+    with pytest.raises(CodecError, match="magic"):
+      codec.decompress(bad)
+
+
+def test_unknown_version_and_coder():
+  with pytest.raises(CodecError, match="version 2"):
+    container.parse(container.serialize(make_stream(version=2)), 1 << 20)
+  with pytest.raises(CodecError, match="coder"):
+    container.parse(container.serialize(make_stream(coder=77)), 1 << 20)
+
+
+def test_corrupt_header_fields():
+  data = container.serialize(make_stream())
+  with pytest.raises(CodecError, match="ASCII"):
+    container.parse(with_header(data, 7, b"\xffyperprior", "hyperprior"), 1 << 20)
+  with pytest.raises(CodecError, match="payloads"):
+    container.parse(with_header(data, 33, struct.pack(">H", 5000), "hyperprior"),
+                    1 << 20)
+  with pytest.raises(CodecError):
+    container.parse(with_header(data, 6, b"\0", "hyperprior"), 1 << 20)
+
+
+def test_raw_coder_is_refused_by_a_range_coded_codec(codec, real_files):
+  stream = codec.parse(real_files[codec.codec_name])
+  raw = container.serialize(dataclasses.replace(stream, coder=container.CODER_RAW))
+  with pytest.raises(CodecError):
+    codec.decompress(raw)
+
+
+def test_wrong_payload_count(codec, real_files):
+  stream = codec.parse(real_files[codec.codec_name])
+  for payloads in ((), stream.payloads[:1] * 3, stream.payloads + (b"x",)):
+    if len(payloads) == codec.net.num_payloads:
+      continue
+    data = container.serialize(dataclasses.replace(stream, payloads=payloads))
+    with pytest.raises(CodecError, match="payloads"):
+      codec.decompress(data)
+
+
+def test_corrupt_payload_with_valid_checksums(codec, real_files, photo):
+  """Damage the checksums cannot see (re-serialized): a CodecError or an
+  image of the right shape, never another exception."""
+  stream = codec.parse(real_files[codec.codec_name])
+  rng = np.random.RandomState(0)
+  variants = []
+  for index, payload in enumerate(stream.payloads):
+    flipped = bytearray(payload)
+    flipped[len(flipped) // 2] ^= 0x10
+    for damaged in (bytes(flipped), payload[:len(payload) // 2], b"",
+                    rng.bytes(len(payload)), payload + rng.bytes(50)):
+      payloads = list(stream.payloads)
+      payloads[index] = damaged
+      variants.append(tuple(payloads))
+  for payloads in variants:
+    data = container.serialize(dataclasses.replace(stream, payloads=payloads))
+    try:
+      image = codec.decompress(data)
+    except CodecError:
+      continue
+    assert image.shape == photo.shape and image.dtype == np.uint8
+
+
+# Sizes ------------------------------------------------------------------------
+class NoDecoder:
+  """Stands in for a codec's network; fails the test if asked to decode."""
+
+  def __init__(self, net):
+    self.codec_name = net.codec_name
+    self.num_payloads = net.num_payloads
+
+  def decompress(self, *args):
+    raise AssertionError("the decoder must not run for a rejected header")
+
+
+def test_absurd_claimed_size_fails_before_decoding(codec, real_files):
+  stream = codec.parse(real_files[codec.codec_name])
+  data = container.serialize(dataclasses.replace(stream, height=60000, width=60000))
+  guarded = api.ImageCodec(NoDecoder(codec.net), codec.meta, codec.source)
+  tracemalloc.start()
+  start = time.monotonic()
+  try:
+    with pytest.raises(CodecError, match="60000x60000"):
+      guarded.decompress(data)
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  assert time.monotonic() - start < 1
+  assert peak < 1 << 20
+
+
+def test_absurd_payload_length_allocates_nothing():
+  data = container.serialize(make_stream(payloads=(b"abc",)))
+  end = header_length("hyperprior") + 4
+  damaged = data[:end] + struct.pack(">I", 0xFFFFFFF0) + data[end + 4:]
+  tracemalloc.start()
+  try:
+    with pytest.raises(CodecError, match="truncated"):
+      container.parse(damaged, 1 << 20)
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  assert peak < 1 << 20
+
+
+def test_pixel_limit(codec, monkeypatch):
+  image = np.zeros((17, 33, 3), np.uint8)
+  data = codec.compress(image)
+  monkeypatch.setattr(codec, "max_pixels", 17 * 33 - 1)
+  with pytest.raises(CodecError, match="limit"):
+    codec.compress(image)
+  with pytest.raises(CodecError, match="limit"):
+    codec.decompress(data)
+
+
+# Wrong model ------------------------------------------------------------------
+def test_file_from_other_model_names_it(codecs, real_files):
+  for maker, reader in (("factorized", "hyperprior"), ("hyperprior", "factorized")):
+    with pytest.raises(CodecError) as info:
+      codecs[reader].decompress(real_files[maker])
+    message = str(info.value)
+    assert maker in message and codecs[maker].fingerprint.hex() in message
+    assert reader in message and "\n" not in message
+
+
+def test_same_codec_other_fingerprint(codec, real_files):
+  stream = codec.parse(real_files[codec.codec_name])
+  data = container.serialize(dataclasses.replace(stream, fingerprint=FINGERPRINT))
+  with pytest.raises(CodecError, match=FINGERPRINT.hex()):
+    codec.decompress(data)
+
+
+def test_unshipped_model_needs_model_argument(real_files):
+  with pytest.raises(CodecError, match="not shipped"):
+    api.load_for(real_files["hyperprior"])

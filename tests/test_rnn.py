@@ -1,0 +1,142 @@
+"""The conv-RNN codec: binarizer, progressive bitstream, coded vs raw bits."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import tfc_codecs
+from tfc_codecs import container
+from tfc_codecs.codecs.rnn import RnnCodec, pack_bits, unpack_bits
+from tfc_codecs.errors import CodecError
+from tfc_codecs.evaluation import metrics
+from tfc_codecs.layers.recurrent import Binarizer, ConvGRU, ConvLSTM
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_RNN = os.path.join(ROOT, "testdata", "models", "rnn_tiny")
+PHOTO = os.path.join(ROOT, "testdata", "images", "bsds_crop_0.png")
+
+
+@pytest.fixture(scope="module")
+def codec():
+  return tfc_codecs.load(TINY_RNN)
+
+
+@pytest.fixture(scope="module")
+def photo():
+  return np.asarray(Image.open(PHOTO).convert("RGB"))
+
+
+def test_binarizer_straight_through_and_deterministic():
+  layer = Binarizer(8)
+  x = tf.random.normal([2, 4, 4, 16])
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    codes = layer(x, training=True)
+    loss = tf.reduce_sum(codes * tf.random.normal(codes.shape, seed=1))
+  assert set(np.unique(codes.numpy())) <= {-1., 1.}
+  grad = tape.gradient(loss, x)
+  assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+  first, second = layer(x, training=False), layer(x, training=False)
+  assert np.array_equal(first.numpy(), second.numpy())
+  expected = np.where(np.tanh(layer.conv(x).numpy()) >= 0, 1., -1.)
+  assert np.array_equal(first.numpy(), expected)
+
+
+def test_stochastic_binarizer_is_unbiased():
+  layer = Binarizer(4)
+  x = tf.random.normal([1, 32, 32, 8], seed=2)
+  mean = np.mean([layer(x, training=True).numpy() for _ in range(200)], axis=0)
+  assert np.allclose(mean, np.tanh(layer.conv(x).numpy()), atol=0.25)
+
+
+@pytest.mark.parametrize("cell", [ConvLSTM, ConvGRU])
+def test_cells_keep_state_shapes(cell):
+  layer = cell(8, 3, 2, 1)
+  x = tf.random.normal([1, 16, 16, 4])
+  zeros = tf.zeros([1, 8, 8, 8])
+  out, state = layer(x, (zeros, zeros))
+  assert out.shape == (1, 8, 8, 8)
+  assert [s.shape for s in state] == [(1, 8, 8, 8)] * 2
+
+
+def test_pack_bits_round_trip():
+  bits = tf.constant(np.random.default_rng(0).integers(0, 2, (1, 3, 5, 7)), tf.int32)
+  string = pack_bits(bits)
+  assert len(string.numpy()) == (3 * 5 * 7 + 7) // 8
+  assert np.array_equal(unpack_bits(string, tf.shape(bits)).numpy(), bits.numpy())
+
+
+def test_every_iteration_boundary_decodes_and_quality_rises(codec, photo):
+  data = codec.compress(photo, quality=6)
+  stream = container.parse(data, 1 << 25)
+  assert len(stream.payloads) == 6
+  cut, psnrs = len(data) - sum(len(p) + 8 for p in stream.payloads), []
+  for k, payload in enumerate(stream.payloads, start=1):
+    cut += len(payload) + 8
+    decoded = codec.decompress(data[:cut])
+    expected, _ = codec.net.reconstruct(tf.constant(photo), k)
+    assert np.array_equal(decoded, expected.numpy()), k
+    assert np.array_equal(codec.decompress(data, iterations=k), decoded)
+    psnrs.append(metrics.psnr(photo, decoded))
+  assert psnrs[-1] > psnrs[0] + 1.0, psnrs
+  with pytest.raises(CodecError):
+    codec.decompress(data[:cut - 3])
+
+
+def test_coded_and_raw_bits_decode_to_the_same_image(codec, photo):
+  coded = codec.compress(photo, quality=4)
+  raw = codec.compress(photo, quality=4, raw=True)
+  assert container.parse(raw, 1 << 25).coder == container.CODER_RAW
+  assert np.array_equal(codec.decompress(coded), codec.decompress(raw))
+  # Raw: exactly 32 bits per 16x16 block and iteration (the image is 96x128).
+  raw_payload_bytes = sum(len(p) for p in container.parse(raw, 1 << 25).payloads)
+  assert raw_payload_bytes == 4 * 32 * (96 // 16) * (128 // 16) // 8
+  coded_payload_bytes = sum(len(p) for p in container.parse(coded, 1 << 25).payloads)
+  assert coded_payload_bytes < raw_payload_bytes * 1.05
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 33), (40, 7)])
+def test_odd_sizes(codec, shape):
+  image = np.random.default_rng(3).integers(0, 256, shape + (3,), dtype=np.uint8)
+  decoded = codec.decompress(codec.compress(image, quality=2))
+  assert decoded.shape == shape + (3,)
+
+
+def test_bad_qualities_and_files(codec, photo):
+  with pytest.raises(CodecError):
+    codec.compress(photo, quality=0)
+  with pytest.raises(CodecError):
+    codec.compress(photo, quality=codec.net.max_iterations + 1)
+  data = bytearray(codec.compress(photo, quality=2))
+  data[-6] ^= 0x10
+  with pytest.raises(CodecError):
+    codec.decompress(bytes(data))
+  other = tfc_codecs.load(os.path.join(ROOT, "testdata", "models", "factorized_tiny"))
+  with pytest.raises(CodecError):
+    other.decompress(codec.compress(photo, quality=1))
+
+
+def test_cli_progressive_round_trip(tmp_path):
+  cli = [sys.executable, os.path.join(ROOT, "bin", "tfc_codecs")]
+  out = tmp_path / "photo.tfci"
+  subprocess.run(cli + ["compress", PHOTO, "--model", TINY_RNN, "--quality", "3",
+                        "--output", str(out)], check=True, capture_output=True)
+  info = subprocess.run(cli + ["info", str(out)], check=True, capture_output=True,
+                        text=True).stdout
+  assert "payloads:     3 of 3" in info and "boundaries:" in info
+  png = tmp_path / "photo.png"
+  subprocess.run(cli + ["decompress", str(out), "--model", TINY_RNN, "--iterations", "2",
+                        "--output", str(png)], check=True, capture_output=True)
+  assert Image.open(png).size == (128, 96)
+
+
+def test_training_loss_runs_for_every_reconstruction_mode():
+  for mode in ("one-shot", "additive", "scaled"):
+    model = RnnCodec(width=0.0625, train_iterations=2, reconstruction=mode)
+    loss, metrics_ = model.training_loss(tf.random.uniform([1, 32, 32, 3], 0, 255), None)
+    assert np.isfinite(float(loss)) and float(metrics_["bpp"]) > 0

@@ -1,0 +1,284 @@
+"""Toderici et al. 2017 conv-LSTM variable-rate residual codec.
+
+> "Full Resolution Image Compression with Recurrent Neural Networks"
+> G. Toderici, D. Vincent, N. Johnston, S. J. Hwang, D. Minnen, J. Shor,
+> M. Covell. CVPR 2017. https://arxiv.org/abs/1608.05148
+
+Each iteration encodes the current residual with a recurrent encoder into
+`bits` binary codes per 16x16 block (32 bits = 0.125 bpp before entropy
+coding), and a recurrent decoder turns them into an update of the
+reconstruction: one-shot (γ=0: the update is the reconstruction), additive
+(γ=1: updates add up) or residual scaling (additive, with a learned gain per
+iteration applied to the residual and undone on the update). One model serves
+every rate: quality = number of iterations, and the bitstream holds one
+payload per iteration, so a file cut after K payloads decodes to the K-step
+image.
+
+Bits are range coded with a learned context model: the probability that bit
+(iteration t, channel c) is +1 given the same bit of iteration t−1 (or no
+context at t=0), trained jointly (it sees the codes through a stop-gradient)
+and frozen into range-coding tables. A raw mode stores the bits packed.
+"""
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_compression.python.ops import gen_ops
+
+from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
+from tfc_codecs.errors import CodecError
+from tfc_codecs.layers.recurrent import CELLS, Binarizer
+
+RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
+PRECISION = 16  # Range-coder precision for the binary tables.
+_BYTES = tf.constant([bytes([i]) for i in range(256)])
+_BIT_WEIGHTS = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int32)
+
+
+def pack_bits(bits01: tf.Tensor) -> tf.Tensor:
+  """A {0,1} int tensor -> scalar string of its bits, 8 per byte, MSB first."""
+  flat = tf.reshape(bits01, [-1])
+  flat = tf.pad(flat, [[0, (8 - tf.size(flat) % 8) % 8]])
+  values = tf.reduce_sum(tf.reshape(flat, [-1, 8]) * _BIT_WEIGHTS, axis=1)
+  return tf.strings.reduce_join(tf.gather(_BYTES, values))
+
+
+def unpack_bits(string: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
+  """Inverse of `pack_bits`; fails if the string has the wrong length."""
+  count = tf.reduce_prod(shape)
+  values = tf.cast(tf.io.decode_raw(string, tf.uint8), tf.int32)
+  tf.debugging.assert_equal(tf.size(values), (count + 7) // 8,
+                            message="raw payload has the wrong length")
+  bits = tf.bitwise.bitwise_and(
+      tf.bitwise.right_shift(values[:, None], tf.range(7, -1, -1)), 1)
+  return tf.reshape(tf.reshape(bits, [-1])[:count], shape)
+
+
+class RnnCodec(Codec):
+  """Conv-RNN residual codec; `width` scales every layer's channel count."""
+
+  codec_name = "rnn"
+  downsampling = 16
+  progressive = True
+  default_iterations = 8
+
+  def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",
+               reconstruction: str = "additive", max_iterations: int = 16,
+               train_iterations: int = 8):
+    if cell not in CELLS or reconstruction not in RECONSTRUCTIONS:
+      raise CodecError(f"rnn: cell must be one of {sorted(CELLS)} and "
+                       f"reconstruction one of {RECONSTRUCTIONS}")
+    super().__init__(width=width, bits=bits, cell=cell, reconstruction=reconstruction,
+                     max_iterations=max_iterations, train_iterations=train_iterations)
+    channels = lambda n: 4 * max(1, int(round(n * width / 4)))
+    cell_class = CELLS[cell]
+    self.bits = bits
+    self.max_iterations = max_iterations
+    self.train_iterations = train_iterations
+    self.reconstruction = reconstruction
+    self.encoder_conv = tf.keras.layers.Conv2D(
+        channels(64), 3, strides=2, padding="same", name="encoder_conv")
+    self.encoder_cells = [
+        cell_class(channels(256), 3, 2, 1, name="encoder_rnn_1"),
+        cell_class(channels(512), 3, 2, 1, name="encoder_rnn_2"),
+        cell_class(channels(512), 3, 2, 1, name="encoder_rnn_3")]
+    self.binarizer = Binarizer(bits, name="binarizer")
+    self.decoder_conv = tf.keras.layers.Conv2D(channels(512), 1, name="decoder_conv")
+    self.decoder_cells = [
+        cell_class(channels(512), 2, 1, 1, name="decoder_rnn_1"),
+        cell_class(channels(512), 3, 1, 1, name="decoder_rnn_2"),
+        cell_class(channels(256), 3, 1, 3, name="decoder_rnn_3"),
+        cell_class(channels(128), 3, 1, 3, name="decoder_rnn_4")]
+    self.decoder_out = tf.keras.layers.Conv2D(3, 1, name="decoder_out")
+    self.context_logits = self.add_weight(
+        name="context_logits", shape=[max_iterations, bits, 3], initializer="zeros")
+    self.log_gains = self.add_weight(
+        name="log_gains", shape=[max_iterations], initializer="zeros",
+        trainable=reconstruction == "scaled")
+    self.cdf = None
+    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
+
+  # The recurrence -------------------------------------------------------
+  def _zero_states(self, x):
+    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+
+    def zeros(cell, stride):
+      z = tf.zeros(tf.stack([batch, height // stride, width // stride, cell.filters]))
+      return z, z
+
+    return ([zeros(c, s) for c, s in zip(self.encoder_cells, (4, 8, 16))],
+            [zeros(c, s) for c, s in zip(self.decoder_cells, (16, 8, 4, 2))])
+
+  def _gain(self, t):
+    return tf.exp(tf.gather(self.log_gains, t))
+
+  def _encode(self, residual, t, states, training):
+    if self.reconstruction == "scaled":
+      residual *= self._gain(t)
+    y = self.encoder_conv(residual)
+    new_states = []
+    for cell, state in zip(self.encoder_cells, states):
+      y, state = cell(y, state)
+      new_states.append(state)
+    return self.binarizer(y, training=training), new_states
+
+  def _decode(self, codes, t, x_hat, states):
+    y = self.decoder_conv(codes)
+    new_states = []
+    for cell, state in zip(self.decoder_cells, states):
+      y, state = cell(y, state)
+      new_states.append(state)
+      y = tf.nn.depth_to_space(y, 2)
+    update = tf.tanh(self.decoder_out(y)) / 2.
+    if self.reconstruction == "one-shot":
+      return update, new_states
+    if self.reconstruction == "scaled":
+      update /= self._gain(t)
+    return x_hat + update, new_states
+
+  def _context_index(self, t, previous01):
+    """Table index per code: (iteration, channel, previous bit or none)."""
+    context = tf.where(t > 0, previous01, 2 * tf.ones_like(previous01))
+    channel = tf.range(self.bits)
+    return (t * self.bits + channel) * 3 + context
+
+  def _code_bits(self, t, codes01, previous01):
+    """Information content in bits of {0,1} codes under the context model."""
+    logits = tf.gather(tf.reshape(self.context_logits, [-1]),
+                       self._context_index(t, previous01))
+    signs = 2. * tf.cast(codes01, tf.float32) - 1.
+    return tf.reduce_sum(tf.math.softplus(-signs * logits)) / np.log(2.)
+
+  def _iterate(self, x, iterations, training):
+    """x in [-0.5, 0.5] -> per-iteration reconstructions and code bits."""
+    encoder_states, decoder_states = self._zero_states(x)
+    x_hat = tf.zeros_like(x)
+    previous = tf.zeros(tf.concat([tf.shape(x)[:1], tf.shape(x)[1:3] // 16,
+                                   [self.bits]], 0), tf.int32)
+    reconstructions, bits = [], []
+    for t in range(iterations):
+      codes, encoder_states = self._encode(x - x_hat, t, encoder_states, training)
+      x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+      codes01 = tf.cast(tf.stop_gradient(codes) > 0, tf.int32)
+      bits.append(self._code_bits(t, codes01, previous))
+      previous = codes01
+      reconstructions.append(x_hat)
+    return reconstructions, bits
+
+  # Training -------------------------------------------------------------
+  def _forward(self, x, training):
+    reconstructions, bits = self._iterate(x / 255. - 0.5, self.train_iterations, training)
+    batch = tf.cast(tf.shape(x)[0], tf.float32)
+    return (reconstructions[-1] + 0.5) * 255., tf.fill([tf.shape(x)[0]], tf.add_n(bits) / batch)
+
+  def training_loss(self, x, lmbda, distortion="mse"):
+    """Mean over iterations of the L1 residual (0..1 scale), plus the context
+    model's code length (which trains only the context model)."""
+    del lmbda, distortion  # The rate is set by the number of iterations.
+    x01 = x / 255. - 0.5
+    reconstructions, bits = self._iterate(x01, self.train_iterations, training=True)
+    l1 = tf.add_n([tf.reduce_mean(tf.abs(x01 - r)) for r in reconstructions])
+    l1 /= len(reconstructions)
+    num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+    bpp = tf.add_n(bits) / num_pixels
+    mse = tf.reduce_mean(tf.math.squared_difference(x01, reconstructions[-1])) * 255. ** 2
+    return l1 + 1e-3 * bpp, dict(bpp=bpp, mse=mse, psnr=psnr(mse))
+
+  # Range-coding tables --------------------------------------------------
+  def freeze(self) -> None:
+    probabilities = tf.reshape(tf.sigmoid(self.context_logits), [-1])
+    probabilities = tf.clip_by_value(probabilities, 2. ** -12, 1. - 2. ** -12)
+    tables = []
+    for p in probabilities.numpy():
+      pmf = tf.constant([1. - p, p, 0.], tf.float32)
+      tables += [[-PRECISION], gen_ops.pmf_to_quantized_cdf(pmf, precision=PRECISION).numpy()]
+    self.set_entropy_tables(dict(cdf=np.concatenate(tables).astype(np.int32)))
+
+  def entropy_tables(self) -> Dict[str, np.ndarray]:
+    return dict(cdf=self.cdf.numpy())
+
+  def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
+    self.cdf = tf.constant(tables["cdf"], tf.int32)
+
+  @property
+  def coder(self):
+    return self.cdf
+
+  # Compression ----------------------------------------------------------
+  def _run_encoder(self, image, iterations, raw):
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    x = pad_to_multiple(tf.cast(image, tf.float32)[None], 16) / 255. - 0.5
+    encoder_states, decoder_states = self._zero_states(x)
+    x_hat = tf.zeros_like(x)
+    previous = tf.zeros(tf.concat([[1], tf.shape(x)[1:3] // 16, [self.bits]], 0), tf.int32)
+    strings = tf.TensorArray(tf.string, size=iterations)
+    for t in tf.range(iterations):
+      codes, encoder_states = self._encode(x - x_hat, t, encoder_states, False)
+      x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+      codes01 = tf.cast(codes > 0, tf.int32)
+      if raw:
+        string = pack_bits(codes01)
+      else:
+        handle = gen_ops.create_range_encoder([], self.cdf)
+        handle = gen_ops.entropy_encode_index(
+            handle, self._context_index(t, previous), codes01)
+        string = gen_ops.entropy_encode_finalize(handle)
+      strings = strings.write(t, string)
+      previous = codes01
+    return strings.stack(), x_hat, height, width
+
+  @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
+  def compress(self, image, iterations):
+    """uint8 [H, W, 3] -> one range-coded payload per iteration."""
+    return self._run_encoder(image, iterations, raw=False)[0]
+
+  @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
+  def compress_raw(self, image, iterations):
+    """uint8 [H, W, 3] -> one payload of packed bits per iteration."""
+    return self._run_encoder(image, iterations, raw=True)[0]
+
+  @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
+  def reconstruct(self, image, iterations):
+    """The encoder's own reconstruction after `iterations`, and its code bits."""
+    strings, x_hat, height, width = self._run_encoder(image, iterations, raw=True)
+    del strings
+    bits = tf.cast(iterations * self.bits * tf.size(x_hat) // (3 * 256), tf.float32)
+    return to_uint8((x_hat[0, :height, :width] + 0.5) * 255.), bits
+
+  def _run_decoder(self, payloads, image_shape, raw):
+    padded = -(-image_shape // 16) * 16
+    x_hat = tf.zeros(tf.concat([[1], padded, [3]], 0))
+    _, decoder_states = self._zero_states(x_hat)
+    code_shape = tf.concat([[1], padded // 16, [self.bits]], 0)
+    previous = tf.zeros(code_shape, tf.int32)
+    for t in tf.range(tf.size(payloads)):
+      if raw:
+        codes01 = unpack_bits(payloads[t], code_shape)
+      else:
+        index = self._context_index(t, previous)
+        handle = gen_ops.create_range_decoder(payloads[t], self.cdf)
+        handle, codes01 = gen_ops.entropy_decode_index(
+            handle, index, tf.shape(index), tf.int32)
+        tf.debugging.assert_equal(gen_ops.entropy_decode_finalize(handle), True,
+                                  message="range decoder sanity check failed")
+      codes = 2. * tf.cast(codes01, tf.float32) - 1.
+      x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+      previous = codes01
+    return to_uint8((x_hat[0, :image_shape[0], :image_shape[1]] + 0.5) * 255.)
+
+  @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
+  def decompress(self, payloads, image_shape):
+    """Range-coded payloads (any number of iterations) -> uint8 image."""
+    return self._run_decoder(payloads, image_shape, raw=False)
+
+  @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
+  def decompress_raw(self, payloads, image_shape):
+    """Packed-bit payloads -> uint8 image."""
+    return self._run_decoder(payloads, image_shape, raw=True)
+
+  def _compress_padded(self, x):
+    raise NotImplementedError("use compress(image, iterations)")
+
+  def _decompress_padded(self, payloads, padded_shape):
+    raise NotImplementedError("use decompress(payloads, image_shape)")

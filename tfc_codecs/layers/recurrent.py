@@ -1,0 +1,99 @@
+"""Convolutional recurrent cells and the stochastic binarizer (Toderici 2017).
+
+> "Full Resolution Image Compression with Recurrent Neural Networks"
+> G. Toderici, D. Vincent, N. Johnston, S. J. Hwang, D. Minnen, J. Shor,
+> M. Covell. CVPR 2017. https://arxiv.org/abs/1608.05148
+
+The cells are stateless Keras layers: `cell(x, state) -> (output, state)`,
+with the state a tuple of tensors the caller threads through the iterations
+(zeros at the start of each image).
+"""
+
+from typing import Tuple
+
+import tensorflow as tf
+
+
+class ConvLSTM(tf.keras.layers.Layer):
+  """LSTM whose gates are conv(input, stride) + conv(hidden)."""
+
+  def __init__(self, filters: int, kernel: int = 3, stride: int = 1,
+               hidden_kernel: int = 1, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = filters
+    self.input_conv = tf.keras.layers.Conv2D(
+        4 * filters, kernel, strides=stride, padding="same", name="input_conv")
+    self.hidden_conv = tf.keras.layers.Conv2D(
+        4 * filters, hidden_kernel, padding="same", use_bias=False,
+        name="hidden_conv")
+
+  def initial_state(self, inputs_shape: tf.Tensor, stride: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Zero (hidden, cell) state for inputs of shape [B, H, W, C]."""
+    shape = tf.stack([inputs_shape[0], -(-inputs_shape[1] // stride),
+                      -(-inputs_shape[2] // stride), self.filters])
+    zeros = tf.zeros(shape)
+    return zeros, zeros
+
+  def call(self, x, state):
+    hidden, cell = state
+    gates = self.input_conv(x) + self.hidden_conv(hidden)
+    i, f, o, g = tf.split(gates, 4, axis=-1)
+    cell = tf.sigmoid(f) * cell + tf.sigmoid(i) * tf.tanh(g)
+    hidden = tf.sigmoid(o) * tf.tanh(cell)
+    return hidden, (hidden, cell)
+
+
+class ConvGRU(tf.keras.layers.Layer):
+  """GRU whose gates are conv(input, stride) + conv(hidden); same interface."""
+
+  def __init__(self, filters: int, kernel: int = 3, stride: int = 1,
+               hidden_kernel: int = 1, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = filters
+    self.input_conv = tf.keras.layers.Conv2D(
+        3 * filters, kernel, strides=stride, padding="same", name="input_conv")
+    self.hidden_gates = tf.keras.layers.Conv2D(
+        2 * filters, hidden_kernel, padding="same", use_bias=False, name="hidden_gates")
+    self.hidden_candidate = tf.keras.layers.Conv2D(
+        filters, hidden_kernel, padding="same", use_bias=False, name="hidden_candidate")
+
+  def initial_state(self, inputs_shape: tf.Tensor, stride: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    shape = tf.stack([inputs_shape[0], -(-inputs_shape[1] // stride),
+                      -(-inputs_shape[2] // stride), self.filters])
+    zeros = tf.zeros(shape)
+    return zeros, zeros  # The second element is unused; it keeps one state shape.
+
+  def call(self, x, state):
+    hidden, unused = state
+    x_r, x_z, x_n = tf.split(self.input_conv(x), 3, axis=-1)
+    h_r, h_z = tf.split(self.hidden_gates(hidden), 2, axis=-1)
+    reset = tf.sigmoid(x_r + h_r)
+    update = tf.sigmoid(x_z + h_z)
+    candidate = tf.tanh(x_n + self.hidden_candidate(reset * hidden))
+    hidden = (1. - update) * hidden + update * candidate
+    return hidden, (hidden, unused)
+
+
+CELLS = {"lstm": ConvLSTM, "gru": ConvGRU}
+
+
+class Binarizer(tf.keras.layers.Layer):
+  """1x1 conv to `bits` channels, tanh, then binarization to {-1, +1}.
+
+  Training: stochastic, b = +1 with probability (1 + x) / 2, with the
+  straight-through gradient of the identity (so E[b] = x). Inference: sign,
+  with sign(0) = +1, which is deterministic.
+  """
+
+  def __init__(self, bits: int, **kwargs):
+    super().__init__(**kwargs)
+    self.conv = tf.keras.layers.Conv2D(bits, 1, use_bias=False, name="conv")
+
+  def call(self, x, training=False):
+    x = tf.tanh(self.conv(x))
+    if training:
+      probability = (1. + x) / 2.
+      sample = tf.where(tf.random.uniform(tf.shape(x)) < probability, 1., -1.)
+    else:
+      sample = tf.where(x >= 0., 1., -1.)
+    return sample + (x - tf.stop_gradient(x))  # Exactly ±1, gradient of x.
