@@ -6,39 +6,12 @@ prefetched. Works offline on local folders; TFDS datasets must already be in
 the local TFDS data directory.
 """
 
-import glob
-import os
-from typing import List, Optional
+from typing import Optional
 
 import tensorflow as tf
-from absl import logging
-from PIL import Image
 
+from tfc_codecs import images
 from tfc_codecs.errors import CodecError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-def list_images(pattern: str) -> List[str]:
-  """Image files matching a glob pattern, or all images in a folder."""
-  if os.path.isdir(pattern):
-    pattern = os.path.join(pattern, "*")
-  files = sorted(f for f in glob.glob(pattern)
-                 if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f))
-  readable = [f for f in files if _has_image_header(f)]
-  if len(readable) < len(files):
-    logging.warning("skipping %d unreadable image files", len(files) - len(readable))
-  if not readable:
-    raise CodecError(f"no readable training images match {pattern!r}")
-  return readable
-
-
-def _has_image_header(path: str) -> bool:
-  try:
-    with Image.open(path) as image:
-      return image.size[0] > 0 and image.size[1] > 0
-  except (OSError, ValueError, SyntaxError):
-    return False
 
 
 def _read_image(path: tf.Tensor) -> tf.Tensor:
@@ -71,7 +44,7 @@ def training_dataset(patch_size: int, batch_size: int,
   if (train_glob is None) == (tfds_dataset is None):
     raise CodecError("give exactly one of --train_glob and --tfds_dataset")
   if train_glob is not None:
-    files = list_images(train_glob)
+    files = images.list_images(train_glob)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat()

@@ -4,17 +4,42 @@ Every conversion (palette, grayscale, alpha, 16-bit, EXIF rotation) is
 explicit and returned as a note for the user.
 """
 
+import glob
 import io
 import os
 import warnings
 from typing import List, Tuple
 
 import numpy as np
+from absl import logging
 from PIL import Image, ImageOps
 
 from tfc_codecs.errors import CodecError
 
 MAX_PIXELS = 1 << 25  # 33.5 megapixels: the whole-image limit of the codecs.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
+
+
+def list_images(pattern: str) -> List[str]:
+  """Readable image files matching a glob pattern, or all images in a folder."""
+  if os.path.isdir(pattern):
+    pattern = os.path.join(pattern, "*")
+  files = sorted(f for f in glob.glob(pattern)
+                 if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f))
+  readable = [f for f in files if _has_image_header(f)]
+  if len(readable) < len(files):
+    logging.warning("skipping %d unreadable image files", len(files) - len(readable))
+  if not readable:
+    raise CodecError(f"no readable images match {pattern!r}")
+  return readable
+
+
+def _has_image_header(path: str) -> bool:
+  try:
+    with Image.open(path) as image:
+      return image.size[0] > 0 and image.size[1] > 0
+  except (OSError, ValueError, SyntaxError):
+    return False
 
 
 def as_rgb8(array: np.ndarray) -> Tuple[np.ndarray, List[str]]:

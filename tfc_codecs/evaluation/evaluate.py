@@ -8,7 +8,6 @@ it stopped.
 """
 
 import dataclasses
-import glob
 import json
 import os
 import tempfile
@@ -83,13 +82,10 @@ def classical_points(name: str, qualities: Optional[Sequence[int]]):
 
 
 def list_images(folder: str) -> List[str]:
+  """The readable images of an evaluation folder."""
   if not os.path.isdir(folder):
     raise CodecError(f"--data {folder} is not a directory")
-  files = sorted(f for f in glob.glob(os.path.join(folder, "*"))
-                 if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".ppm")))
-  if not files:
-    raise CodecError(f"no images in {folder}")
-  return files
+  return images.list_images(folder)
 
 
 def _measure(coder: Coder, image: np.ndarray, workdir: str) -> Dict[str, float]:

@@ -5,11 +5,9 @@
 > M. Covell. CVPR 2017. https://arxiv.org/abs/1608.05148
 
 The cells are stateless Keras layers: `cell(x, state) -> (output, state)`,
-with the state a tuple of tensors the caller threads through the iterations
-(zeros at the start of each image).
+with the state a (hidden, cell) pair of tensors the caller threads through
+the iterations (zeros at the start of each image; a GRU ignores the second).
 """
-
-from typing import Tuple
 
 import tensorflow as tf
 
@@ -26,13 +24,6 @@ class ConvLSTM(tf.keras.layers.Layer):
     self.hidden_conv = tf.keras.layers.Conv2D(
         4 * filters, hidden_kernel, padding="same", use_bias=False,
         name="hidden_conv")
-
-  def initial_state(self, inputs_shape: tf.Tensor, stride: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Zero (hidden, cell) state for inputs of shape [B, H, W, C]."""
-    shape = tf.stack([inputs_shape[0], -(-inputs_shape[1] // stride),
-                      -(-inputs_shape[2] // stride), self.filters])
-    zeros = tf.zeros(shape)
-    return zeros, zeros
 
   def call(self, x, state):
     hidden, cell = state
@@ -56,12 +47,6 @@ class ConvGRU(tf.keras.layers.Layer):
         2 * filters, hidden_kernel, padding="same", use_bias=False, name="hidden_gates")
     self.hidden_candidate = tf.keras.layers.Conv2D(
         filters, hidden_kernel, padding="same", use_bias=False, name="hidden_candidate")
-
-  def initial_state(self, inputs_shape: tf.Tensor, stride: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    shape = tf.stack([inputs_shape[0], -(-inputs_shape[1] // stride),
-                      -(-inputs_shape[2] // stride), self.filters])
-    zeros = tf.zeros(shape)
-    return zeros, zeros  # The second element is unused; it keeps one state shape.
 
   def call(self, x, state):
     hidden, unused = state
