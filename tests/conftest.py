@@ -69,8 +69,16 @@ def photo(photos):
   return photos[PHOTO_PATHS[0].name]
 
 
-def _cli_env(extra=None):
-  env = dict(os.environ)
+# Importing TensorFlow sets these in this process; a user's shell has none of
+# them, and TF2_BEHAVIOR changes how TensorFlow starts up, so subprocesses must
+# not inherit them.
+TF_SET_VARIABLES = ("TF2_BEHAVIOR", "TPU_ML_PLATFORM")
+
+
+def subprocess_env(extra=None):
+  """The environment of a user's shell for a subprocess."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in TF_SET_VARIABLES and not k.startswith("PYTEST_")}
   env["TF_CPP_MIN_LOG_LEVEL"] = "3"
   env.pop("PYTHONPATH", None)  # bin/tfc_codecs puts the repo on the path itself.
   env.update(extra or {})
@@ -84,21 +92,13 @@ def run_cli():
   def run(*args, cwd=REPO, env=None, timeout=600):
     return subprocess.run(
         [sys.executable, str(CLI_SCRIPT)] + [str(a) for a in args],
-        cwd=str(cwd), env=_cli_env(env), capture_output=True, text=True,
+        cwd=str(cwd), env=subprocess_env(env), capture_output=True, text=True,
         timeout=timeout, check=False)
 
   return run
 
 
 @pytest.fixture(scope="session")
-def run_python():
-  """run_python(code, *args, env=None) -> CompletedProcess of `python -c CODE ARGS`
-  in a fresh interpreter (repo root as working directory)."""
-
-  def run(code, *args, env=None, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-c", code] + [str(a) for a in args], cwd=str(REPO),
-        env=_cli_env(env), capture_output=True, text=True, timeout=timeout,
-        check=False)
-
-  return run
+def shell_env():
+  """shell_env(extra=None) -> environment dict for a subprocess."""
+  return subprocess_env

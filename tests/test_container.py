@@ -92,6 +92,14 @@ def test_serialize_rejects_bad_fields():
       container.serialize(make_stream(height=height, width=width))
 
 
+def test_serialize_writes_only_what_parse_reads():
+  most = (b"",) * container.MAX_PAYLOADS
+  data = container.serialize(make_stream(payloads=most))
+  assert container.parse(data, 1 << 20).payloads == most
+  with pytest.raises(ValueError):
+    container.serialize(make_stream(payloads=most + (b"",)))
+
+
 # Damaged files ----------------------------------------------------------------
 def test_every_truncation_fails(codec, real_files):
   data = real_files[codec.codec_name]
@@ -254,3 +262,18 @@ def test_same_codec_other_fingerprint(codec, real_files):
 def test_unshipped_model_needs_model_argument(real_files):
   with pytest.raises(CodecError, match="not shipped"):
     api.load_for(real_files["hyperprior"])
+
+
+def test_cut_progressive_file_finds_its_shipped_model(repo_root, photo, monkeypatch):
+  """A progressive file cut at a payload boundary names its model like a
+  complete one (the model itself decides whether the cut is acceptable)."""
+  from tfc_codecs import zoo  # pylint: disable=import-outside-toplevel
+  codec = api.load(str(repo_root / "testdata" / "models" / "rnn_tiny"))
+  data = codec.compress(photo, quality=3)
+  stream = container.parse(data, 1 << 20)
+  cut = len(data) - (len(stream.payloads[-1]) + 8)  # Without the last payload.
+  monkeypatch.setattr(zoo, "find", lambda fingerprint: (
+      {"path": codec.source} if fingerprint == codec.fingerprint.hex() else None))
+  assert api.load_for(data) is codec
+  assert api.load_for(data[:cut]) is codec
+  assert codec.decompress(data[:cut]).shape == photo.shape

@@ -48,10 +48,12 @@ def test_binarizer_straight_through_and_deterministic():
 
 
 def test_stochastic_binarizer_is_unbiased():
+  tf.random.set_seed(2)
   layer = Binarizer(4)
-  x = tf.random.normal([1, 32, 32, 8], seed=2)
+  x = tf.random.normal([1, 32, 32, 8])
   mean = np.mean([layer(x, training=True).numpy() for _ in range(200)], axis=0)
-  assert np.allclose(mean, np.tanh(layer.conv(x).numpy()), atol=0.25)
+  # E[b] = tanh(conv(x)); the mean of 200 samples has a std of at most 0.071.
+  assert np.mean(np.abs(mean - np.tanh(layer.conv(x).numpy()))) < 0.06
 
 
 @pytest.mark.parametrize("cell", [ConvLSTM, ConvGRU])

@@ -8,6 +8,10 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Hide TF C++ start-up noise.
+# TensorFlow is imported lazily, after absl's app has started; without this its
+# tensors compare by identity inside tf.functions (TF1 behaviour), which
+# silently changes tensorflow-compression's GDN (`alpha == 1` is False).
+os.environ["TF2_BEHAVIOR"] = "1"
 
 from absl import app  # pylint: disable=wrong-import-position
 from absl.flags import argparse_flags  # pylint: disable=wrong-import-position
@@ -43,7 +47,7 @@ def _each(inputs, outputs, work) -> int:
     try:
       work(source, target)
     except CodecError as e:
-      _error(str(e))
+      _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
       failures += 1
   return 1 if failures else 0
 

@@ -72,6 +72,8 @@ def serialize(stream: Bitstream) -> bytes:
     raise ValueError(f"codec name must have 1..{MAX_NAME} characters")
   if len(stream.fingerprint) != 8:
     raise ValueError("fingerprint must be 8 bytes")
+  if len(stream.payloads) > MAX_PAYLOADS:
+    raise ValueError(f"at most {MAX_PAYLOADS} payloads fit in a .tfci file")
   if not (1 <= stream.height < MAX_SIDE and 1 <= stream.width < MAX_SIDE):
     raise CodecError(f"image size {stream.height}x{stream.width} is not supported "
                      f"(each side must be 1..{MAX_SIDE - 1})")

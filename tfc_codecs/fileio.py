@@ -34,8 +34,7 @@ def atomic_write(path: str, data: bytes, overwrite: bool = False) -> None:
     if overwrite:
       os.replace(temp, path)
     else:
-      os.link(temp, path)  # Fails, rather than clobbers, if path appeared meanwhile.
-      os.unlink(temp)
+      _move_new(temp, path)
   except FileExistsError:
     os.unlink(temp)
     raise CodecError(f"output {path} exists (use --overwrite to replace it)") from None
@@ -47,6 +46,23 @@ def atomic_write(path: str, data: bytes, overwrite: bool = False) -> None:
     if os.path.exists(temp):
       os.unlink(temp)
     raise
+
+
+def _move_new(temp: str, path: str) -> None:
+  """Renames `temp` to `path`; FileExistsError, not clobbering, if path exists."""
+  try:
+    os.link(temp, path)  # Fails, rather than clobbers, if path appeared meanwhile.
+  except FileExistsError:
+    raise
+  except OSError:  # No hard links on this file system (FAT, some network FS):
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # claim the name,
+    try:
+      os.replace(temp, path)  # then fill it atomically.
+    except BaseException:
+      os.unlink(path)
+      raise
+    return
+  os.unlink(temp)
 
 
 def _umask() -> int:

@@ -38,8 +38,8 @@ def _has_image_header(path: str) -> bool:
   try:
     with Image.open(path) as image:
       return image.size[0] > 0 and image.size[1] > 0
-  except (OSError, ValueError, SyntaxError):
-    return False
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    return False  # Unreadable, or a size no decoder should attempt.
 
 
 def as_rgb8(array: np.ndarray) -> Tuple[np.ndarray, List[str]]:
@@ -92,6 +92,7 @@ def _pil_to_array(image: Image.Image) -> Tuple[np.ndarray, List[str]]:
 def decode_image(data: bytes, name: str = "image",
                  max_pixels: int = MAX_PIXELS) -> Tuple[np.ndarray, List[str]]:
   """Decodes image file bytes (any Pillow format) to uint8 RGB."""
+  previous_limit = Image.MAX_IMAGE_PIXELS  # Pillow's limit is global: restore it.
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -116,6 +117,8 @@ def decode_image(data: bytes, name: str = "image",
     raise CodecError(f"{name}: not an image file Pillow can read") from None
   except (OSError, ValueError, SyntaxError, EOFError) as e:
     raise CodecError(f"{name}: cannot decode image ({e})") from None
+  finally:
+    Image.MAX_IMAGE_PIXELS = previous_limit
   return array, notes + more
 
 

@@ -47,9 +47,14 @@ class HyperpriorCodec(Codec):
     y = self.analysis(x)
     z = self.hyper_analysis(y)
     z_hat, side_bits = self.side_bottleneck(z, training=training)
-    indexes = self.hyper_synthesis(z_hat)
-    y_hat, bits = self.bottleneck(y, indexes, training=training)
+    y_hat, bits = self.bottleneck(y, self.scale_indexes(z_hat, training), training=training)
     return self.synthesis(y_hat), bits + side_bits
+
+  def scale_indexes(self, z_hat, training=False):
+    """Scale-table indexes for y: continuous in training, else rounded to the
+    nearest table entry (the coder would otherwise truncate them)."""
+    indexes = self.hyper_synthesis(z_hat)
+    return indexes if training else tf.round(indexes)
 
   def freeze(self) -> None:
     tables = {f"side_{k}": v for k, v in
@@ -72,11 +77,10 @@ class HyperpriorCodec(Codec):
     y = self.analysis(x)
     z = self.hyper_analysis(y)
     side_string = self.side_coder.compress(z)
-    indexes = self.hyper_synthesis(tf.round(z))
+    indexes = self.scale_indexes(tf.round(z))
     return tf.concat([side_string, self.coder.compress(y, indexes)], 0)
 
   def _decompress_padded(self, payloads, padded_shape):
     z_hat = self.side_coder.decompress(payloads[:1], padded_shape // self.downsampling)
-    indexes = self.hyper_synthesis(z_hat)
-    y_hat = self.coder.decompress(payloads[1:2], indexes)
+    y_hat = self.coder.decompress(payloads[1:2], self.scale_indexes(z_hat))
     return self.synthesis(y_hat)
