@@ -14,12 +14,12 @@ setuptools.setup(
     package_data={"tfc_codecs": ["zoo/index.json", "zoo/*/*/model.json",
                                  "zoo/*/*/weights.npz"]},
     install_requires=[
-        "tensorflow~=2.14.0",
+        "tensorflow==2.14.1",
         "tensorflow-compression==2.14.1",
-        "tensorflow-probability~=0.22.0",
+        "tensorflow-probability==0.22.1",
         "tensorflow-datasets==4.9.10",
         "tensorflow-metadata==1.17.3",  # 1.21 fails to import with protobuf 4.25.
-        "scipy~=1.11",
+        "scipy==1.11.4",  # tensorflow-compression needs ~=1.11; pinned exactly so pip 23 resolves it.
         "numpy<2",
         "absl-py",
         "pillow>=11.3",  # AVIF, WebP and JPEG 2000 built in.

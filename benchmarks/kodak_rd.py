@@ -18,7 +18,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tfc_codecs import fileio, zoo  # pylint: disable=wrong-import-position
+from tfc_codecs import fileio, model_dir, zoo  # pylint: disable=wrong-import-position
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
 from tfc_codecs.evaluation import (bdrate, classical, evaluate, plots,  # pylint: disable=wrong-import-position
                                    results)
@@ -65,7 +65,14 @@ def main():
     reports[name] = run(*evaluate.classical_points(name, None), files, args.rerun)
   ours = []
   for family in zoo.family_names():
-    ours.append(run(*evaluate.learned_points(family, None), files, args.rerun))
+    report = run(*evaluate.learned_points(family, None), files, args.rerun)
+    ours.append(report)
+    for entry in zoo.shipped_models():  # `tfc_codecs models` shows these.
+      if entry["name"] == family and entry["quality"] in report["results"]["quality"]:
+        i = report["results"]["quality"].index(entry["quality"])
+        model_dir.record(entry["path"], "kodak", dict(
+            {m: round(report["results"][m][i], 4) for m in ("bpp", "psnr-rgb", "ms-ssim-rgb")},
+            source=f"benchmarks/results/kodak/{report['name']}.json"))
   anchors = [results.load(os.path.join(SHARED, a)) for a in ANCHORS]
   fileio.atomic_write(os.path.join(OUT, "rd.png"), plots.plot_rd(
       ours + [reports[n] for n in ("jpeg-420", "webp") if n in reports],

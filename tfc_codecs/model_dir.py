@@ -114,3 +114,15 @@ def load(path: str) -> Tuple["Codec", Dict[str, Any]]:
   codec.set_entropy_tables({k[len("table/"):]: v for k, v in arrays.items()
                             if k.startswith("table/")})
   return codec, meta
+
+
+def record(path: str, key: str, value: Any) -> None:
+  """Sets one top-level entry of a model's model.json (not part of the
+  fingerprint), e.g. its measured Kodak results."""
+  meta = read_meta(path)
+  meta[key] = value
+  staging = os.path.join(path, MODEL_JSON + ".tmp")
+  with open(staging, "w") as f:
+    json.dump(meta, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(staging, os.path.join(path, MODEL_JSON))
