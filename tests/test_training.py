@@ -1,0 +1,27 @@
+"""Fine-tuning a model on one's own images (--init_from)."""
+
+import os
+
+import numpy as np
+
+import tfc_codecs
+from tfc_codecs import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FACTORIZED = os.path.join(ROOT, "testdata", "models", "factorized_tiny")
+
+
+def test_init_from_starts_at_the_given_model(tmp_path):
+  out = training.train(
+      "factorized", 0.01, str(tmp_path / "run"),
+      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+      batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_FACTORIZED,
+      log_every=1, printer=lambda _: None)
+  source = tfc_codecs.load(TINY_FACTORIZED)
+  tuned = tfc_codecs.load(out)
+  assert tuned.net.config == source.net.config
+  assert tuned.meta["provenance"]["init_from"] == TINY_FACTORIZED
+  for a, b in zip(tuned.net.trainable_weights, source.net.trainable_weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6)
+  image = np.asarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3)), np.uint8)
+  assert tuned.decompress(tuned.compress(image)).shape == image.shape
