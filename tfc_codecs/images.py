@@ -16,7 +16,10 @@ from PIL import Image, ImageOps
 
 from tfc_codecs.errors import CodecError
 
-MAX_PIXELS = 1 << 25  # 33.5 megapixels: the whole-image limit of the codecs.
+# The whole-image limit of the codecs: 12 Mi pixels. Without tiling, the
+# hyperprior peaks at 16.7 GB resident for a 4000x3000 image
+# (benchmarks/results/speed_memory.md), so larger images would not fit in 24 GiB.
+MAX_PIXELS = 12 << 20
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
 
 
