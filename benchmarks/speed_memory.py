@@ -23,13 +23,13 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 LARGE = (3000, 4000)  # height, width
+CLASSICAL_QUALITY = 75
 
 
 def _coder(name):
   from tfc_codecs.evaluation import classical  # pylint: disable=import-outside-toplevel
   if name in classical.QUALITIES:
-    quality = {"jpeg-420": 75, "webp": 75}[name]
-    return classical.encoder(name, quality), classical.decode
+    return classical.encoder(name, CLASSICAL_QUALITY), classical.decode
   from tfc_codecs import api  # pylint: disable=import-outside-toplevel
   codec = api.load(name)
   return codec.compress, codec.decompress

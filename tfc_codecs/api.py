@@ -14,7 +14,6 @@ from tfc_codecs import container, images, model_dir, zoo
 from tfc_codecs.errors import CodecError
 
 
-
 class ImageCodec:
   """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes."""
 

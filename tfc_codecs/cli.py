@@ -104,6 +104,7 @@ def _describe(entry) -> str:
 
 def cmd_info(args) -> int:
   from tfc_codecs import container, images, zoo  # pylint: disable=import-outside-toplevel
+  from tfc_codecs.evaluation import metrics  # pylint: disable=import-outside-toplevel
 
   def work(source, _):
     data = images.read_bytes(source)
@@ -125,7 +126,7 @@ def cmd_info(args) -> int:
       ends.append(str(offset))
     print(f"boundaries:   {', '.join(ends)} (file offset after each payload)")
     print(f"total:        {len(data)} bytes ({stream.header_bytes()} header), "
-          f"{8 * len(data) / stream.num_pixels:.4f} bpp")
+          f"{metrics.bits_per_pixel(len(data), stream.height, stream.width):.4f} bpp")
 
   return _each(args.inputs, args.inputs, work)
 

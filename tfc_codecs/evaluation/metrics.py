@@ -6,11 +6,12 @@ channels; images too small for five scales use as many as fit (weights
 renormalized), and None below the 11x11 window.
 """
 
+import atexit
+import functools
 import math
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 SSIM_WINDOW = 11
@@ -30,15 +31,25 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     scales += 1
   if scales == 0:
     return None
-  return float(_ms_ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32),
-                        scales))
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return float(_ms_ssim_function(scales)(tf.constant(a, tf.float32),
+                                         tf.constant(b, tf.float32)))
 
 
-@tf.function(reduce_retracing=True)
-def _ms_ssim(a, b, scales):
-  weights = np.array(MS_SSIM_WEIGHTS[:scales]) / sum(MS_SSIM_WEIGHTS[:scales])
-  return tf.image.ssim_multiscale(a, b, 255., power_factors=weights.tolist(),
-                                  filter_size=SSIM_WINDOW)
+@functools.lru_cache(maxsize=None)
+def _ms_ssim_function(scales: int):
+  """A traced MS-SSIM over `scales` scales (TensorFlow is imported only here,
+  so the TF-free metrics stay cheap to import)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  weights = (np.array(MS_SSIM_WEIGHTS[:scales]) / sum(MS_SSIM_WEIGHTS[:scales])).tolist()
+  return tf.function(
+      lambda a, b: tf.image.ssim_multiscale(a, b, 255., power_factors=weights,
+                                            filter_size=SSIM_WINDOW),
+      reduce_retracing=True)
+
+
+# Drop the traced functions while TensorFlow is still alive at exit.
+atexit.register(_ms_ssim_function.cache_clear)
 
 
 def ms_ssim_db(value: float) -> float:

@@ -2,7 +2,6 @@
 
 import io
 import logging
-import math
 from typing import Dict, Sequence
 
 import matplotlib
@@ -11,9 +10,7 @@ matplotlib.use("Agg")
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
-
-def _ms_ssim_db(values):
-  return [math.inf if v >= 1 else -10. * math.log10(1. - v) for v in values]
+from tfc_codecs.evaluation import metrics  # pylint: disable=wrong-import-position
 
 
 def plot_rd(reports: Sequence[Dict], title: str = "Kodak",
@@ -29,7 +26,7 @@ def plot_rd(reports: Sequence[Dict], title: str = "Kodak",
     if "psnr-rgb" in results:
       ax_psnr.plot(bpp, [results["psnr-rgb"][i] for i in order], **style)
     if "ms-ssim-rgb" in results:
-      ax_ssim.plot(bpp, _ms_ssim_db([results["ms-ssim-rgb"][i] for i in order]), **style)
+      ax_ssim.plot(bpp, [metrics.ms_ssim_db(results["ms-ssim-rgb"][i]) for i in order], **style)
   for ax, label in ((ax_psnr, "PSNR-RGB (dB)"), (ax_ssim, "MS-SSIM-RGB (dB)")):
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(label)
