@@ -67,12 +67,19 @@ def main():
   for family in zoo.family_names():
     report = run(*evaluate.learned_points(family, None), files, args.rerun)
     ours.append(report)
+    measured = {quality: {m: round(report["results"][m][i], 4)
+                          for m in ("bpp", "psnr-rgb", "ms-ssim-rgb")}
+                for i, quality in enumerate(report["results"]["quality"])}
+    source = f"benchmarks/results/kodak/{report['name']}.json"
     for entry in zoo.shipped_models():  # `tfc_codecs models` shows these.
-      if entry["name"] == family and entry["quality"] in report["results"]["quality"]:
-        i = report["results"]["quality"].index(entry["quality"])
+      if entry["name"] != family or entry["quality"] not in measured:
+        continue
+      if entry["meta"]["num_qualities"]:
         model_dir.record(entry["path"], "kodak", dict(
-            {m: round(report["results"][m][i], 4) for m in ("bpp", "psnr-rgb", "ms-ssim-rgb")},
-            source=f"benchmarks/results/kodak/{report['name']}.json"))
+            {str(q): v for q, v in measured.items()}, source=source))
+      else:
+        model_dir.record(entry["path"], "kodak", dict(measured[entry["quality"]],
+                                                      source=source))
   anchors = [results.load(os.path.join(SHARED, a)) for a in ANCHORS]
   fileio.atomic_write(os.path.join(OUT, "rd.png"), plots.plot_rd(
       ours + [reports[n] for n in ("jpeg-420", "webp") if n in reports],

@@ -137,6 +137,22 @@ def roundtrip_chain(run_cli, folder, photo_path, model):
       info=run_cli("info", "photo.png.tfci", cwd=folder))
 
 
+def variable_rate_chain(run_cli, folder, photo_path, model):
+  """compress at two qualities of one variable-rate model, decompress, info."""
+  shutil.copy(photo_path, folder / "photo.png")
+  runs = dict(work=folder)
+  for quality in (1, 3):
+    runs[f"compress{quality}"] = run_cli(
+        "compress", "--model", model, "--quality", str(quality), "photo.png",
+        "--output", f"q{quality}.tfci", cwd=folder)
+    runs[f"decompress{quality}"] = run_cli(
+        "decompress", "--model", model, f"q{quality}.tfci", cwd=folder)
+    runs[f"info{quality}"] = run_cli("info", f"q{quality}.tfci", cwd=folder)
+  runs["bad_quality"] = run_cli("compress", "--model", model, "--quality", "9",
+                                "photo.png", "--output", "q9.tfci", cwd=folder)
+  return runs
+
+
 @pytest.fixture(scope="module")
 def cli_runs(run_cli, repo_root, model_dirs, codecs, photos, tmp_path_factory):
   photo_path = repo_root / "testdata" / "images" / PHOTO
@@ -147,9 +163,13 @@ def cli_runs(run_cli, repo_root, model_dirs, codecs, photos, tmp_path_factory):
                         photo_path)
     roundtrip = pool.submit(roundtrip_chain, run_cli, tmp_path_factory.mktemp("cli"),
                             photo_path, str(model_dirs["hyperprior"]))
+    variable_rate = pool.submit(
+        variable_rate_chain, run_cli, tmp_path_factory.mktemp("vr"), photo_path,
+        str(repo_root / "testdata" / "models" / "hyperprior_vr_tiny"))
     errors = {name: pool.submit(run_cli, *case.args, cwd=error_dir / name)
               for name, case in cases.items()}
     return dict(train=train.result(), roundtrip=roundtrip.result(),
+                variable_rate=variable_rate.result(),
                 errors={name: (cases[name], error_dir / name, future.result())
                         for name, future in errors.items()})
 
@@ -221,14 +241,35 @@ def test_info(roundtrip, codecs):
   assert re.search(rf"^total:\s+{len(data)} bytes ", out, re.M), out
 
 
+def test_variable_rate_model_from_the_cli(cli_runs, repo_root, photos):
+  import tfc_codecs  # pylint: disable=import-outside-toplevel
+  runs = cli_runs["variable_rate"]
+  codec = tfc_codecs.load(str(repo_root / "testdata" / "models" / "hyperprior_vr_tiny"))
+  sizes = []
+  for quality in (1, 3):
+    for step in ("compress", "decompress", "info"):
+      assert runs[f"{step}{quality}"].returncode == 0, runs[f"{step}{quality}"].stderr
+    data = (runs["work"] / f"q{quality}.tfci").read_bytes()
+    assert data == codec.compress(photos[PHOTO], quality)
+    np.testing.assert_array_equal(read_png(runs["work"] / f"q{quality}.tfci.png"),
+                                  codec.decompress(data))
+    assert re.search(rf"^quality:\s+{quality}$", runs[f"info{quality}"].stdout, re.M)
+    sizes.append(len(data))
+  assert sizes[0] < sizes[1]
+  bad = runs["bad_quality"]
+  assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+  assert "quality" in bad.stderr and not (runs["work"] / "q9.tfci").exists()
+
+
 def test_models(run_cli):
   result = run_cli("models")
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
   assert lines[0].split()[:3] == ["model", "quality", "codec"]
   for entry in zoo.shipped_models():
-    rows = [l for l in lines[1:] if entry["meta"]["fingerprint"] in l]
-    assert len(rows) == 1, (entry["name"], result.stdout)
+    rows = [l for l in lines[1:] if entry["meta"]["fingerprint"] in l
+            and l.split()[1] == str(entry["quality"])]
+    assert len(rows) == 1, (entry["name"], entry["quality"], result.stdout)
     assert rows[0].split()[0] == entry["name"]
     assert rows[0].split()[2] == entry["meta"]["codec"]
   default = [l for l in lines if l.endswith("(default)")]

@@ -31,8 +31,8 @@ def make_stream(**changes):
 
 def header_length(codec_name: str) -> int:
   """Bytes before the header checksum: magic, version, coder, name length,
-  name, fingerprint, height, width, count."""
-  return 4 + 3 + len(codec_name) + 8 + 4 + 4 + 2
+  name, fingerprint, height, width, count, quality."""
+  return 4 + 3 + len(codec_name) + 8 + 4 + 4 + 2 + 1
 
 
 def with_header(data: bytes, start: int, replacement: bytes, name: str) -> bytes:
@@ -67,8 +67,28 @@ def test_layout_is_as_documented():
   assert data[4] == container.FORMAT_VERSION and data[5] == container.CODER_RANGE
   assert data[6] == len("hyperprior") and data[7:17] == b"hyperprior"
   end = header_length("hyperprior")
-  assert struct.unpack(">8sIIH", data[17:end]) == (FINGERPRINT, 96, 128, 3)
+  assert struct.unpack(">8sIIHB", data[17:end]) == (FINGERPRINT, 96, 128, 3, 0)
   assert struct.unpack(">I", data[end:end + 4])[0] == zlib.crc32(data[:end])
+
+
+@pytest.mark.parametrize("quality", [0, 1, 7, 255])
+def test_quality_roundtrip(quality):
+  data = container.serialize(make_stream(quality=quality))
+  assert container.parse(data, 1 << 20).quality == quality
+  with pytest.raises(ValueError):
+    container.serialize(make_stream(quality=256))
+
+
+def test_version_1_files_are_still_read():
+  """Version 1 had no quality byte; its files parse with quality 0."""
+  payloads = (b"side", b"latents")
+  header = (b"TFCI" + bytes([1, container.CODER_RANGE, 10]) + b"hyperprior"
+            + struct.pack(">8sIIH", FINGERPRINT, 96, 128, len(payloads)))
+  data = header + struct.pack(">I", zlib.crc32(header)) + b"".join(
+      struct.pack(">I", len(p)) + p + struct.pack(">I", zlib.crc32(p)) for p in payloads)
+  stream = container.parse(data, 1 << 20)
+  assert (stream.version, stream.quality, stream.payloads) == (1, 0, payloads)
+  assert stream.header_bytes() + sum(map(len, payloads)) == len(data)
 
 
 def test_real_file_parses(codec, real_files, photo):
@@ -133,8 +153,10 @@ def test_bad_magic(codec, real_files):
 
 
 def test_unknown_version_and_coder():
-  with pytest.raises(CodecError, match="version 2"):
-    container.parse(container.serialize(make_stream(version=2)), 1 << 20)
+  data = container.serialize(make_stream())
+  for version in (0, 3, 255):
+    with pytest.raises(CodecError, match=f"version {version} "):
+      container.parse(with_header(data, 4, bytes([version]), "hyperprior"), 1 << 20)
   with pytest.raises(CodecError, match="coder"):
     container.parse(container.serialize(make_stream(coder=77)), 1 << 20)
 
@@ -197,6 +219,8 @@ class NoDecoder:
   def __init__(self, net):
     self.codec_name = net.codec_name
     self.num_payloads = net.num_payloads
+    self.num_qualities = net.num_qualities
+    self.progressive = net.progressive
 
   def decompress(self, *args):
     raise AssertionError("the decoder must not run for a rejected header")

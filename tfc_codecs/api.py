@@ -33,38 +33,48 @@ class ImageCodec:
   @property
   def progressive(self) -> bool:
     """True if quality = number of iterations of one model (rnn)."""
-    return getattr(self.net, "progressive", False)
+    return self.net.progressive
+
+  @property
+  def num_qualities(self) -> int:
+    """Qualities 1..n that this one model offers; 0 for a fixed-rate model."""
+    return self.net.num_qualities
+
+  def _check_quality(self, quality: int) -> None:
+    if not 1 <= quality <= self.num_qualities:
+      what = "quality (iterations)" if self.progressive else "quality"
+      raise CodecError(f"{self.codec_name} {what} must be in "
+                       f"1..{self.num_qualities}, not {quality}")
 
   def compress(self, image: np.ndarray, quality: Optional[int] = None,
                raw: bool = False) -> bytes:
     """uint8 [H, W, 3] (or gray/alpha/16-bit, converted) -> `.tfci` bytes.
 
-    For progressive codecs `quality` is the number of iterations and `raw`
-    stores the bits without entropy coding; for the others the quality was
-    chosen when loading.
+    A variable-rate model takes `quality` here (for rnn, the number of
+    iterations; `raw` stores its bits without entropy coding); a fixed-rate
+    model's quality was chosen when loading it.
     """
     image, _ = images.as_rgb8(image)
     height, width = image.shape[:2]
     if height * width > self.max_pixels:
       raise CodecError(f"{height}x{width} image exceeds the limit of "
                        f"{self.max_pixels} pixels")
-    coder = container.CODER_RAW if raw else container.CODER_RANGE
-    if self.progressive:
-      iterations = self.net.default_iterations if quality is None else quality
-      if not 1 <= iterations <= self.net.max_iterations:
-        raise CodecError(f"{self.codec_name} quality (iterations) must be in "
-                         f"1..{self.net.max_iterations}, not {iterations}")
+    if raw and not self.progressive:
+      raise CodecError(f"{self.codec_name} has no raw mode")
+    if self.num_qualities:
+      quality = self.net.default_quality if quality is None else quality
+      self._check_quality(quality)
       run = self.net.compress_raw if raw else self.net.compress
-      payloads = run(tf.constant(image), tf.constant(iterations, tf.int32)).numpy()
+      payloads = run(tf.constant(image), tf.constant(quality, tf.int32)).numpy()
     else:
-      if raw:
-        raise CodecError(f"{self.codec_name} has no raw mode")
       if quality is not None and quality != self.quality:
         raise CodecError(f"load {self.codec_name} with quality {quality} to use it")
       payloads = self.net.compress(tf.constant(image)).numpy()
+      quality = self.quality or 0
     return container.serialize(container.Bitstream(
         codec=self.codec_name, fingerprint=self.fingerprint, height=height,
-        width=width, payloads=tuple(payloads), coder=coder))
+        width=width, payloads=tuple(payloads), quality=quality,
+        coder=container.CODER_RAW if raw else container.CODER_RANGE))
 
   def parse(self, data: bytes) -> container.Bitstream:
     """Validates a `.tfci` file for this model (progressive files may be cut
@@ -75,31 +85,39 @@ class ImageCodec:
           f"file was made by {stream.codec} model {stream.fingerprint.hex()}, "
           f"not by the loaded {self.codec_name} model {self.fingerprint.hex()}")
     if self.progressive:
-      if not stream.payloads or stream.declared_payloads > self.net.max_iterations:
+      if not stream.payloads or stream.declared_payloads > self.num_qualities:
         raise CodecError(f"corrupt or truncated file ({len(stream.payloads)} of "
                          f"{stream.declared_payloads} iterations)")
-    elif len(stream.payloads) != self.net.num_payloads or stream.coder != container.CODER_RANGE:
+      return stream
+    if len(stream.payloads) != self.net.num_payloads or stream.coder != container.CODER_RANGE:
       raise CodecError(f"corrupt file ({len(stream.payloads)} payloads, "
                        f"expected {self.net.num_payloads})")
+    if self.num_qualities and not 1 <= stream.quality <= self.num_qualities:
+      raise CodecError(f"corrupt header (quality {stream.quality} is not in "
+                       f"1..{self.num_qualities})")
     return stream
 
   def decompress(self, data: bytes, iterations: Optional[int] = None) -> np.ndarray:
     """`.tfci` bytes -> uint8 [H, W, 3]; progressive codecs may stop early."""
     stream = self.parse(data)
-    payloads = stream.payloads
-    run = self.net.decompress
-    if self.progressive:
-      if iterations is not None:
-        if iterations < 1:
-          raise CodecError("--iterations must be at least 1")
-        payloads = payloads[:iterations]
-      if stream.coder == container.CODER_RAW:
-        run = self.net.decompress_raw
-    elif iterations is not None:
+    payloads = tf.constant(stream.payloads, tf.string)
+    image_shape = tf.constant([stream.height, stream.width], tf.int32)
+    if iterations is not None and not self.progressive:
       raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
     try:
-      image = run(tf.constant(payloads, tf.string),
-                  tf.constant([stream.height, stream.width], tf.int32))
+      if self.progressive:
+        if iterations is not None:
+          if iterations < 1:
+            raise CodecError("--iterations must be at least 1")
+          payloads = payloads[:iterations]
+        run = (self.net.decompress_raw if stream.coder == container.CODER_RAW
+               else self.net.decompress)
+        image = run(payloads, image_shape)
+      elif self.num_qualities:
+        image = self.net.decompress(payloads, image_shape,
+                                    tf.constant(stream.quality, tf.int32))
+      else:
+        image = self.net.decompress(payloads, image_shape)
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({e.message.splitlines()[0]})") from None
     return image.numpy()

@@ -97,8 +97,8 @@ def cmd_decompress(args) -> int:
 
 
 def _describe(entry) -> str:
-  if entry["quality"] is None:
-    return f"{entry['name']}, quality = iterations"
+  if entry["meta"]["num_qualities"]:
+    return f"{entry['name']}, qualities 1-{entry['meta']['num_qualities']}"
   return f"{entry['name']} quality {entry['quality']}"
 
 
@@ -117,6 +117,7 @@ def cmd_info(args) -> int:
     print(f"model:        {stream.fingerprint.hex()} "
           f"({_describe(shipped) if shipped else 'not a shipped model'})")
     print(f"image size:   {stream.height}x{stream.width}")
+    print(f"quality:      {stream.quality or 'the model' + chr(39) + 's only rate'}")
     print(f"payloads:     {len(stream.payloads)} of {stream.declared_payloads}"
           + ("" if stream.complete else " (file cut at a payload boundary)"))
     print(f"sizes:        {', '.join(str(len(p)) for p in stream.payloads)} bytes")
@@ -133,16 +134,15 @@ def cmd_info(args) -> int:
 
 def cmd_models(args) -> int:
   from tfc_codecs import zoo  # pylint: disable=import-outside-toplevel
-  print(f"{'model':<12} {'quality':>7}  {'codec':<10} {'filters':<10} "
+  print(f"{'model':<12} {'quality':>7}  {'codec':<13} {'filters':<10} "
         f"{'kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}  fingerprint")
   for entry in zoo.shipped_models():
     meta = entry["meta"]
-    kodak = meta.get("kodak") or {}
+    kodak = zoo.kodak_results(entry)
     config = meta["config"]
     filters = "/".join(str(config[k]) for k in ("num_filters", "latent_filters", "width")
                        if k in config)
-    quality = entry["quality"] or f"1-{config.get('max_iterations', '')}"
-    print(f"{entry['name']:<12} {quality:>7}  {meta['codec']:<10} "
+    print(f"{entry['name']:<12} {entry['quality']:>7}  {meta['codec']:<13} "
           f"{filters:<10} {kodak.get('bpp', float('nan')):>9.4f} "
           f"{kodak.get('psnr-rgb', float('nan')):>8.2f} "
           f"{kodak.get('ms-ssim-rgb', float('nan')):>8.4f}  {meta['fingerprint']}"
@@ -223,6 +223,11 @@ def cmd_train(args) -> int:
   for key in ("width", "train_iterations", "cell", "reconstruction"):
     if getattr(args, key):
       model_config[key] = getattr(args, key)
+  if args.lambdas:
+    try:
+      model_config["lambdas"] = [float(v) for v in args.lambdas.split(",")]
+    except ValueError:
+      raise CodecError(f"--lambdas must be comma-separated numbers, not {args.lambdas!r}") from None
   training.train(
       args.model_type, args.lmbda, args.train_dir, train_glob=args.train_glob,
       tfds_dataset=args.tfds_dataset, distortion=args.distortion,
@@ -241,10 +246,14 @@ def _add_train_parser(subparsers) -> None:
       "train", help="Train a codec on local images or a TFDS dataset.",
       description="Trains with loss = bpp + lambda * distortion; resumes an "
       "interrupted run in --train_dir and writes TRAIN_DIR/model at the end.")
-  p.add_argument("--model_type", required=True, choices=("factorized", "hyperprior", "rnn"))
+  p.add_argument("--model_type", required=True,
+                 choices=("factorized", "hyperprior", "hyperprior-vr", "rnn"))
   p.add_argument("--lambda", dest="lmbda", type=float,
                  help="Rate-distortion trade-off of the Ballé codecs (MSE on "
-                 "0..255: 0.0067 ~ 0.3 bpp); rnn has none.")
+                 "0..255: 0.0067 ~ 0.4 bpp on Kodak); rnn has none.")
+  p.add_argument("--lambdas",
+                 help="hyperprior-vr: ascending comma-separated lambdas, one per "
+                 "quality (default 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932).")
   p.add_argument("--train_dir", required=True,
                  help="Run directory: checkpoints, logs, the final model.")
   source = p.add_mutually_exclusive_group(required=True)

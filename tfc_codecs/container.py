@@ -10,8 +10,11 @@ Layout (big-endian):
     height       u32
     width        u32
     count        u16       number of payload strings
+    quality      u8        rate point the file was made at (0: the model's only one)
     header_crc   u32       CRC-32 of the header fields above
     payloads     count x (u32 length, bytes, u32 CRC-32 of the bytes)
+
+Version 1 files (no quality byte) are still read.
 
 Each payload carries its own checksum, so a file cut at a payload boundary is
 recognizable as such: progressive codecs decode the payloads that arrived
@@ -28,7 +31,8 @@ from typing import List, Tuple
 from tfc_codecs.errors import CodecError
 
 MAGIC = b"TFCI"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CODER_RANGE = 1
 CODER_RAW = 2
 CODER_NAMES = {CODER_RANGE: "tfc-range-coder", CODER_RAW: "raw-bits"}
@@ -36,7 +40,7 @@ MAX_NAME = 32
 MAX_PAYLOADS = 1024
 MAX_SIDE = 1 << 16
 _FIXED = struct.Struct(">4sBBB")
-_SIZE = struct.Struct(">8sIIH")
+_SIZE = {1: struct.Struct(">8sIIH"), 2: struct.Struct(">8sIIHB")}
 _U32 = struct.Struct(">I")
 
 
@@ -49,6 +53,7 @@ class Bitstream:
   width: int
   payloads: Tuple[bytes, ...]
   coder: int = CODER_RANGE
+  quality: int = 0
   version: int = FORMAT_VERSION
   declared_payloads: int = -1  # In the header; more than len(payloads) if cut.
 
@@ -61,7 +66,7 @@ class Bitstream:
     return self.declared_payloads in (-1, len(self.payloads))
 
   def header_bytes(self) -> int:
-    return (_FIXED.size + len(self.codec) + _SIZE.size + 4
+    return (_FIXED.size + len(self.codec) + _SIZE[self.version].size + 4
             + 8 * len(self.payloads))
 
 
@@ -74,13 +79,15 @@ def serialize(stream: Bitstream) -> bytes:
     raise ValueError("fingerprint must be 8 bytes")
   if len(stream.payloads) > MAX_PAYLOADS:
     raise ValueError(f"at most {MAX_PAYLOADS} payloads fit in a .tfci file")
+  if not 0 <= stream.quality < 256:
+    raise ValueError("quality must fit in a byte")
   if not (1 <= stream.height < MAX_SIDE and 1 <= stream.width < MAX_SIDE):
     raise CodecError(f"image size {stream.height}x{stream.width} is not supported "
                      f"(each side must be 1..{MAX_SIDE - 1})")
   header = b"".join([
-      _FIXED.pack(MAGIC, stream.version, stream.coder, len(name)), name,
-      _SIZE.pack(stream.fingerprint, stream.height, stream.width,
-                 len(stream.payloads))])
+      _FIXED.pack(MAGIC, FORMAT_VERSION, stream.coder, len(name)), name,
+      _SIZE[FORMAT_VERSION].pack(stream.fingerprint, stream.height, stream.width,
+                                 len(stream.payloads), stream.quality)])
   parts: List[bytes] = [header, _U32.pack(zlib.crc32(header))]
   for payload in stream.payloads:
     parts += [_U32.pack(len(payload)), payload, _U32.pack(zlib.crc32(payload))]
@@ -97,12 +104,13 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
   if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
     raise CodecError("not a .tfci file (bad magic bytes)")
   _, version, coder, name_length = _FIXED.unpack_from(data)
-  if version != FORMAT_VERSION:
-    raise CodecError(f"unsupported .tfci format version {version} "
-                     f"(this tfc_codecs reads version {FORMAT_VERSION})")
+  if version not in READABLE_VERSIONS:
+    raise CodecError(f"unsupported .tfci format version {version} (this "
+                     f"tfc_codecs reads versions {', '.join(map(str, READABLE_VERSIONS))})")
   if not 1 <= name_length <= MAX_NAME:
     raise CodecError("corrupt header (bad codec name length)")
-  offset = _FIXED.size + name_length + _SIZE.size
+  size = _SIZE[version]
+  offset = _FIXED.size + name_length + size.size
   if len(data) < offset + 4:
     raise CodecError("truncated file (header incomplete)")
   if _U32.unpack_from(data, offset)[0] != zlib.crc32(data[:offset]):
@@ -113,7 +121,8 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
     codec = bytes(data[_FIXED.size:_FIXED.size + name_length]).decode("ascii")
   except UnicodeDecodeError:
     raise CodecError("corrupt header (codec name is not ASCII)") from None
-  fingerprint, height, width, count = _SIZE.unpack_from(data, _FIXED.size + name_length)
+  fingerprint, height, width, count, *quality = size.unpack_from(
+      data, _FIXED.size + name_length)
   if not (1 <= height < MAX_SIDE and 1 <= width < MAX_SIDE):
     raise CodecError(f"corrupt header (image size {height}x{width})")
   if height * width > max_pixels:
@@ -141,4 +150,5 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
     raise CodecError(f"corrupt file ({len(data) - offset} unexpected trailing bytes)")
   return Bitstream(codec=codec, fingerprint=fingerprint, height=height,
                    width=width, payloads=tuple(payloads), coder=coder,
-                   version=version, declared_payloads=count)
+                   quality=quality[0] if quality else 0, version=version,
+                   declared_payloads=count)

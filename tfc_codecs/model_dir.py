@@ -59,6 +59,8 @@ def save(codec: "Codec", path: str, provenance: Dict[str, Any],
   meta = dict(format=FORMAT_VERSION, codec=codec.codec_name,
               config=codec.config,
               weight_names=[v.name for v in codec.trainable_weights],
+              num_qualities=codec.num_qualities,
+              default_quality=getattr(codec, "default_quality", 0),
               provenance=provenance)
   meta["fingerprint"] = _fingerprint(meta, arrays)
   parent = os.path.dirname(os.path.abspath(path))
@@ -88,6 +90,8 @@ def read_meta(path: str) -> Dict[str, Any]:
     raise CodecError(f"cannot read model {path}: {e}") from None
   if meta.get("format") != FORMAT_VERSION:
     raise CodecError(f"model {path} has unsupported format {meta.get('format')!r}")
+  meta.setdefault("num_qualities", 0)
+  meta.setdefault("default_quality", 0)
   return meta
 
 

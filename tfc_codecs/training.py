@@ -61,6 +61,26 @@ def _last_progress(train_dir: str) -> Optional[Dict[str, float]]:
   return {k: round(last[k], 4) for k in ("step", "loss", "bpp", "psnr")}
 
 
+def _inherited_config(source, target_class) -> Dict[str, Any]:
+  """The source model's config, checked to fit the target codec."""
+  if source.codec_name != target_class.codec_name and not issubclass(
+      target_class, type(source)):
+    raise CodecError(f"cannot initialize {target_class.codec_name} from a "
+                     f"{source.codec_name} model")
+  return dict(source.config)
+
+
+def _copy_weights(source, target, name: str) -> None:
+  """Copies the source's weights onto the target's first weights; a derived
+  codec (hyperprior -> hyperprior-vr) keeps its extra weights' initial values."""
+  pairs = list(zip(source.trainable_weights, target.trainable_weights))
+  if len(pairs) < len(source.trainable_weights) or any(
+      s.shape != t.shape for s, t in pairs):
+    raise CodecError(f"--init_from {name} does not match the model's shapes")
+  for s, t in pairs:
+    t.assign(s)
+
+
 def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           train_glob: Optional[str] = None, tfds_dataset: Optional[str] = None,
           distortion: str = "mse", patch_size: int = 256, batch_size: int = 8,
@@ -71,7 +91,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           checkpoint_minutes: float = 5., log_every: int = 100,
           seed: Optional[int] = None, printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
-  if lmbda is None and model_type != "rnn":
+  cls = registry.codec_class(model_type)
+  if lmbda is None and cls.needs_lambda:
     raise CodecError(f"--lambda is required for {model_type}")
   if distortion not in DISTORTIONS:
     raise CodecError(f"--distortion must be one of {DISTORTIONS}")
@@ -84,18 +105,16 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   if init_from:
     from tfc_codecs import api  # pylint: disable=import-outside-toplevel
     init_codec = api.load(init_from).net
-    if init_codec.codec_name != model_type:
-      raise CodecError(f"--init_from {init_from} is a {init_codec.codec_name} "
-                       f"model, not {model_type}")
-    model_config = dict(init_codec.config)
-  cls = registry.codec_class(model_type)
+    model_config = {**_inherited_config(init_codec, cls), **(model_config or {})}
   config = _fixed_config(train_dir, dict(
       model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
       distortion=distortion))
-  model = cls(**config["model_config"])
+  try:
+    model = cls(**config["model_config"])
+  except (TypeError, ValueError) as e:
+    raise CodecError(f"bad {model_type} model options: {e}") from None
   if init_codec is not None:
-    for target, source in zip(model.trainable_weights, init_codec.trainable_weights):
-      target.assign(source)
+    _copy_weights(init_codec, model, init_from)
 
   optimizer = tf.keras.optimizers.Adam(
       learning_rate=learning_rate, global_clipnorm=clip_norm or None)

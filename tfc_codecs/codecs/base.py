@@ -14,7 +14,7 @@ the table methods.
 """
 
 import abc
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -49,15 +49,22 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   codec_name: str = ""
   downsampling: int = 1
   num_payloads: int = 1
+  needs_lambda: bool = True  # Trained with the user's --lambda.
+  num_qualities: int = 0  # Rates one model offers (compress takes a quality); 0: fixed rate.
+  progressive: bool = False  # Quality = iterations; a file cut between them decodes.
 
   def __init__(self, **config):
     super().__init__(name=self.codec_name)
     self._codec_config = tuple(sorted(config.items()))
 
   @property
-  def config(self) -> Dict[str, int]:
-    """The constructor arguments (filter counts) of this codec."""
+  def config(self) -> Dict[str, Any]:
+    """The constructor arguments of this codec (stored in model.json)."""
     return dict(self._codec_config)
+
+  def _build_codec(self) -> None:
+    """Creates every weight by running the model once on a tiny image."""
+    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
 
   # Training ---------------------------------------------------------------
   def call(self, x: tf.Tensor, training: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:

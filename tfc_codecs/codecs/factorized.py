@@ -33,7 +33,7 @@ class FactorizedCodec(Codec):
     self.prior = entropy_models.factorized_prior(latent_filters)
     self.bottleneck = entropy_models.factorized_bottleneck(self.prior)
     self.coder = None
-    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
+    self._build_codec()
 
   def _forward(self, x, training):
     y = self.analysis(x)

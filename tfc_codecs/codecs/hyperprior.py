@@ -30,8 +30,8 @@ class HyperpriorCodec(Codec):
   downsampling = 64
   num_payloads = 2
 
-  def __init__(self, num_filters: int = 128, latent_filters: int = 192):
-    super().__init__(num_filters=num_filters, latent_filters=latent_filters)
+  def __init__(self, num_filters: int = 128, latent_filters: int = 192, **config):
+    super().__init__(num_filters=num_filters, latent_filters=latent_filters, **config)
     self.analysis = AnalysisTransform(num_filters, latent_filters)
     self.synthesis = SynthesisTransform(num_filters)
     self.hyper_analysis = HyperAnalysisTransform(num_filters)
@@ -41,7 +41,7 @@ class HyperpriorCodec(Codec):
     self.bottleneck = entropy_models.scale_table_model(compression=False)
     self.side_coder = None
     self.coder = None
-    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
+    self._build_codec()
 
   def _forward(self, x, training):
     y = self.analysis(x)

@@ -61,6 +61,7 @@ class RnnCodec(Codec):
   codec_name = "rnn"
   downsampling = 16
   progressive = True
+  needs_lambda = False
   default_iterations = 8
 
   def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",
@@ -75,6 +76,8 @@ class RnnCodec(Codec):
     cell_class = CELLS[cell]
     self.bits = bits
     self.max_iterations = max_iterations
+    self.num_qualities = max_iterations
+    self.default_quality = self.default_iterations
     self.train_iterations = train_iterations
     self.reconstruction = reconstruction
     self.encoder_conv = tf.keras.layers.Conv2D(
@@ -97,7 +100,7 @@ class RnnCodec(Codec):
         name="log_gains", shape=[max_iterations], initializer="zeros",
         trainable=reconstruction == "scaled")
     self.cdf = None
-    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
+    self._build_codec()
 
   # The recurrence -------------------------------------------------------
   def _zero_states(self, x):

@@ -42,14 +42,15 @@ class Coder:
 def learned_points(model: Optional[str], qualities: Optional[Sequence[int]]):
   """(name, description, points) of a shipped model family or a model dir.
 
-  Qualities select shipped models, or, for a progressive model, iterations.
+  Qualities select shipped models, or are inputs of a variable-rate model
+  (for rnn, iterations).
   """
   from tfc_codecs import api, zoo  # pylint: disable=import-outside-toplevel
   label = model or zoo.DEFAULT_MODEL
   first = api.load(model, qualities[0] if qualities else None)
-  if first.progressive:
-    iterations = qualities or range(1, first.net.max_iterations + 1)
-    points = [RatePoint(f"{first.meta['fingerprint']}-i{k}", k,
+  if first.num_qualities:
+    iterations = qualities or range(1, first.num_qualities + 1)
+    points = [RatePoint(f"{first.meta['fingerprint']}-q{k}", k,
                         lambda k=k: Coder(lambda image, k=k: first.compress(image, k),
                                           first.decompress))
               for k in iterations]

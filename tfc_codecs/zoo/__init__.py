@@ -21,36 +21,42 @@ def _index() -> Dict[str, Any]:
 
 
 def shipped_models() -> List[Dict[str, Any]]:
-  """One entry per shipped model: name, quality (None for a progressive
-  model, whose quality is its number of iterations), path, meta, default."""
+  """One entry per shipped rate point: name, quality, path, meta, default.
+
+  A family is either one model per quality (`"qualities": {q: path}`) or one
+  variable-rate model (`"model": path`) whose qualities are inputs of
+  compress (for rnn, iterations); its entries share that path.
+  """
   entries = []
   for name, family in sorted(_index().items()):
-    if family.get("progressive"):
-      points = [(None, family["path"])]
+    if "model" in family:
+      path = os.path.join(ZOO_DIR, family["model"])
+      meta = model_dir.read_meta(path)
+      points = [(q, path, meta) for q in range(1, meta["num_qualities"] + 1)]
+      default = meta["default_quality"]
     else:
-      points = [(int(q), p) for q, p in sorted(family["qualities"].items(),
-                                               key=lambda item: int(item[0]))]
-    for quality, relative in points:
-      path = os.path.join(ZOO_DIR, relative)
+      points = [(int(q), os.path.join(ZOO_DIR, p), None)
+                for q, p in sorted(family["qualities"].items(), key=lambda i: int(i[0]))]
+      default = family["default_quality"]
+    for quality, path, meta in points:
       entries.append(dict(name=name, quality=quality, path=path,
-                          default=quality == family.get("default_quality")
-                          or family.get("progressive", False),
-                          meta=model_dir.read_meta(path)))
+                          default=quality == default,
+                          meta=meta or model_dir.read_meta(path)))
   return entries
 
 
 def resolve(name_or_path: Optional[str] = None, quality: Optional[int] = None) -> str:
   """The model directory for a shipped name (+ quality) or a path.
 
-  For a progressive family, and for a path, the quality is not a choice of
+  For a variable-rate family, and for a path, the quality is not a choice of
   model: the codec checks it when compressing.
   """
   name_or_path = name_or_path or DEFAULT_MODEL
   index = _index()
   if name_or_path in index:
     family = index[name_or_path]
-    if family.get("progressive"):
-      return os.path.join(ZOO_DIR, family["path"])
+    if "model" in family:
+      return os.path.join(ZOO_DIR, family["model"])
     quality = family["default_quality"] if quality is None else quality
     if str(quality) not in family["qualities"]:
       raise CodecError(f"model {name_or_path} has no quality {quality} (it has "
@@ -63,11 +69,20 @@ def resolve(name_or_path: Optional[str] = None, quality: Optional[int] = None) -
 
 
 def quality_of(path: str) -> Optional[int]:
-  """The zoo quality of a shipped, non-progressive model directory, else None."""
+  """The zoo quality of a shipped fixed-rate model directory, else None."""
   for entry in shipped_models():
-    if os.path.abspath(entry["path"]) == os.path.abspath(path):
+    if (os.path.abspath(entry["path"]) == os.path.abspath(path)
+        and not entry["meta"]["num_qualities"]):
       return entry["quality"]
   return None
+
+
+def kodak_results(entry: Dict[str, Any]) -> Dict[str, float]:
+  """The recorded Kodak bpp/PSNR/MS-SSIM of a rate point ({} if none)."""
+  kodak = entry["meta"].get("kodak") or {}
+  if entry["meta"]["num_qualities"]:
+    return kodak.get(str(entry["quality"]), {})
+  return kodak
 
 
 def find(fingerprint: str) -> Optional[Dict[str, Any]]:

@@ -1,0 +1,134 @@
+"""The variable-rate hyperprior: one model, every quality.
+
+* at each quality the decoded file equals the model's own reconstruction and
+  its size matches the rate estimate;
+* higher quality means more bits and less distortion;
+* the file records its quality, and a quality the model lacks is refused;
+* it survives saving and loading, runs inside an outer tf.function, and
+  trains from a fixed-rate hyperprior (--init_from).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfc_codecs
+from tfc_codecs import container, model_dir, training
+from tfc_codecs.errors import CodecError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_VR = os.path.join(ROOT, "testdata", "models", "hyperprior_vr_tiny")
+TINY_HYPERPRIOR = os.path.join(ROOT, "testdata", "models", "hyperprior_tiny")
+
+
+@pytest.fixture(scope="module")
+def vr():
+  return tfc_codecs.load(TINY_VR)
+
+
+def qualities(codec):
+  return range(1, codec.num_qualities + 1)
+
+
+def test_roundtrip_and_rate_at_every_quality(vr, photos):
+  for name, image in photos.items():
+    sizes, errors = [], []
+    for quality in qualities(vr):
+      data = vr.compress(image, quality)
+      stream = vr.parse(data)
+      assert stream.quality == quality
+      decoded = vr.decompress(data)
+      expected, bits = vr.net.reconstruct(tf.constant(image), quality)
+      np.testing.assert_array_equal(decoded, expected.numpy(), err_msg=f"{name} q{quality}")
+      payload_bits = 8 * sum(len(p) for p in stream.payloads)
+      assert float(bits) - 16 <= payload_bits <= float(bits) * 1.03 + 64, (name, quality)
+      sizes.append(len(data))
+      errors.append(np.mean((decoded.astype(float) - image) ** 2))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1], (name, sizes)
+    assert errors[-1] < errors[0], (name, errors)
+
+
+def test_default_quality_is_the_models(vr, photo):
+  assert 1 <= vr.net.default_quality <= vr.num_qualities
+  assert vr.compress(photo) == vr.compress(photo, vr.net.default_quality)
+
+
+@pytest.mark.parametrize("quality", [0, -1, 99])
+def test_quality_out_of_range_is_refused(vr, photo, quality):
+  with pytest.raises(CodecError, match="quality"):
+    vr.compress(photo, quality)
+
+
+@pytest.mark.parametrize("quality", [0, 99])
+def test_file_with_a_quality_the_model_lacks_is_refused(vr, photo, quality):
+  stream = vr.parse(vr.compress(photo, 1))
+  data = container.serialize(dataclasses.replace(stream, quality=quality))
+  with pytest.raises(CodecError, match="quality"):
+    vr.decompress(data)
+
+
+def test_quality_changes_only_the_gains(vr, photo):
+  """Same file, other quality in the header: decodes, but to another image."""
+  stream = vr.parse(vr.compress(photo, 2))
+  other = container.serialize(dataclasses.replace(stream, quality=1))
+  assert not np.array_equal(vr.decompress(other), vr.decompress(container.serialize(stream)))
+
+
+def test_inside_outer_tf_function(vr, photo):
+  net = vr.net
+
+  @tf.function
+  def roundtrip(image, quality):
+    payloads = net.compress(image, quality)
+    return payloads, net.decompress(payloads, tf.shape(image)[:2], quality)
+
+  for quality in (1, vr.num_qualities):
+    payloads, decoded = roundtrip(tf.constant(photo), tf.constant(quality))
+    assert list(payloads.numpy()) == list(net.compress(tf.constant(photo), quality).numpy())
+    np.testing.assert_array_equal(
+        decoded.numpy(), net.reconstruct(tf.constant(photo), quality)[0].numpy())
+
+
+def test_resaves_identically(vr, tmp_path, photo):
+  fingerprint = model_dir.save(vr.net, str(tmp_path / "copy"), vr.meta["provenance"])
+  assert fingerprint == vr.meta["fingerprint"]
+  copy = tfc_codecs.load(str(tmp_path / "copy"))
+  assert copy.net is not vr.net and copy.num_qualities == vr.num_qualities
+  data = vr.compress(photo, 1)
+  np.testing.assert_array_equal(copy.decompress(data), vr.decompress(data))
+  meta = model_dir.read_meta(str(tmp_path / "copy"))
+  assert (meta["num_qualities"], meta["default_quality"]) == (
+      vr.num_qualities, vr.net.default_quality)
+
+
+def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
+  """--init_from a hyperprior: its weights carry over, gains start at sqrt(λ/λ_ref)."""
+  lambdas = [0.003, 0.0067, 0.015]
+  out = training.train(
+      "hyperprior-vr", None, str(tmp_path / "run"),
+      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_HYPERPRIOR,
+      model_config=dict(lambdas=lambdas), log_every=1, printer=lambda _: None)
+  source = tfc_codecs.load(TINY_HYPERPRIOR)
+  tuned = tfc_codecs.load(out)
+  assert tuned.codec_name == "hyperprior-vr" and tuned.num_qualities == 3
+  assert tuned.net.default_quality == 2  # λ nearest the reference 0.0067.
+  for a, b in zip(tuned.net.trainable_weights, source.net.trainable_weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6)
+  gains = np.exp(tuned.net.log_gain.numpy())
+  np.testing.assert_allclose(gains[:, 0], np.sqrt(np.array(lambdas) / 0.0067), rtol=2e-3)
+  # At the reference quality the gains are 1: it decodes like the source model.
+  np.testing.assert_array_equal(
+      tuned.decompress(tuned.compress(photo, 2)), source.decompress(source.compress(photo)))
+
+
+def test_bad_lambdas_are_refused(tmp_path):
+  for lambdas in ([0.01, 0.002], [], [0., 0.1]):
+    with pytest.raises(CodecError, match="lambdas"):
+      training.train("hyperprior-vr", None, str(tmp_path / str(len(lambdas))),
+                     train_glob=os.path.join(ROOT, "testdata", "images"),
+                     model_config=dict(lambdas=lambdas), max_steps=0,
+                     printer=lambda _: None)
