@@ -148,6 +148,11 @@ def variable_rate_chain(run_cli, folder, photo_path, model):
     runs[f"decompress{quality}"] = run_cli(
         "decompress", "--model", model, f"q{quality}.tfci", cwd=folder)
     runs[f"info{quality}"] = run_cli("info", f"q{quality}.tfci", cwd=folder)
+  runs["target"] = run_cli("compress", "--model", model, "--target_bpp", "1.5", "-V",
+                           "photo.png", "--output", "target.tfci", cwd=folder)
+  runs["target_and_quality"] = run_cli(
+      "compress", "--model", model, "--target_psnr", "20", "--quality", "2",
+      "photo.png", "--output", "both.tfci", cwd=folder)
   runs["bad_quality"] = run_cli("compress", "--model", model, "--quality", "9",
                                 "photo.png", "--output", "q9.tfci", cwd=folder)
   return runs
@@ -193,7 +198,7 @@ def test_verbose_prints_bpp_psnr_ms_ssim(roundtrip):
   result = roundtrip["compress"]
   size = (roundtrip["work"] / "photo.png.tfci").stat().st_size
   match = re.fullmatch(
-      r"photo\.png\.tfci: 96x128, (\d+) bytes, ([\d.]+) bpp, PSNR ([\d.]+) dB, "
+      r"photo\.png\.tfci: 96x128, (?:quality \d+, )?(\d+) bytes, ([\d.]+) bpp, PSNR ([\d.]+) dB, "
       r"MS-SSIM ([\d.]+) \(([\d.]+) dB\)", result.stdout.strip())
   assert match, result.stdout
   num_bytes, bpp, psnr, ms_ssim, ms_ssim_db = match.groups()
@@ -256,6 +261,14 @@ def test_variable_rate_model_from_the_cli(cli_runs, repo_root, photos):
     assert re.search(rf"^quality:\s+{quality}$", runs[f"info{quality}"].stdout, re.M)
     sizes.append(len(data))
   assert sizes[0] < sizes[1]
+  from tfc_codecs import rate_control  # pylint: disable=import-outside-toplevel
+  choice = rate_control.compress_to_target(codec.source, photos[PHOTO], target_bpp=1.5)
+  assert runs["target"].returncode == 0, runs["target"].stderr
+  assert (runs["work"] / "target.tfci").read_bytes() == choice.data
+  assert f"quality {choice.quality}, " in runs["target"].stdout
+  both = runs["target_and_quality"]
+  assert both.returncode != 0 and "--quality cannot be combined" in both.stderr
+  assert not (runs["work"] / "both.tfci").exists()
   bad = runs["bad_quality"]
   assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
   assert "quality" in bad.stderr and not (runs["work"] / "q9.tfci").exists()

@@ -53,24 +53,36 @@ def _each(inputs, outputs, work) -> int:
 
 
 def cmd_compress(args) -> int:
-  from tfc_codecs import api, fileio, images  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import api, fileio, images, rate_control  # pylint: disable=import-outside-toplevel
   outputs = _outputs(args.inputs, args.output, ".tfci")
   for target in outputs:
     fileio.check_writable(target, args.overwrite)
+  targeted = args.target_bpp is not None or args.target_psnr is not None
+  if targeted and args.quality is not None:
+    raise CodecError("--quality cannot be combined with --target_bpp/--target_psnr")
   codec = api.load(args.model, args.quality)
 
   def work(source, target):
     image, notes = images.read_image(source, codec.max_pixels)
     for note in notes:
       _note(f"{source}: {note}")
-    data = codec.compress(image, quality=args.quality, raw=args.raw)
+    if targeted:
+      choice = rate_control.compress_to_target(
+          args.model, image, args.target_bpp, args.target_psnr, raw=args.raw)
+      data, used = choice.data, choice.codec
+    else:
+      data, used = codec.compress(image, quality=args.quality, raw=args.raw), codec
     fileio.atomic_write(target, data, args.overwrite)
     if args.verbose:
+      from tfc_codecs import container  # pylint: disable=import-outside-toplevel
       from tfc_codecs.evaluation import metrics  # pylint: disable=import-outside-toplevel
-      decoded = codec.decompress(data)
+      decoded = used.decompress(data)
       height, width = image.shape[:2]
+      quality = container.parse(data, used.max_pixels).quality
       ms_ssim = metrics.ms_ssim(image, decoded)
-      print(f"{target}: {height}x{width}, {len(data)} bytes, "
+      print(f"{target}: {height}x{width}, "
+            + (f"quality {quality}, " if quality else "")
+            + f"{len(data)} bytes, "
             f"{metrics.bits_per_pixel(len(data), height, width):.4f} bpp, "
             f"PSNR {metrics.psnr(image, decoded):.2f} dB, MS-SSIM "
             + ("n/a" if ms_ssim is None else
@@ -294,8 +306,12 @@ def parse_args(argv):
   p.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files (PNG, JPEG, ...).")
   p.add_argument("--model", help="Shipped model name or trained model directory "
                  "(default: hyperprior).")
-  p.add_argument("--quality", type=int, help="Rate point of a shipped model; "
+  p.add_argument("--quality", type=int, help="Rate point (higher = better); "
                  "for rnn the number of iterations (1..16, default 8).")
+  p.add_argument("--target_bpp", type=float,
+                 help="Use the highest quality whose file fits this many bits per pixel.")
+  p.add_argument("--target_psnr", type=float,
+                 help="Use the lowest quality whose decoded image reaches this PSNR (dB).")
   p.add_argument("--raw", action="store_true",
                  help="rnn only: store the bits without entropy coding.")
   p.add_argument("--output", help="Output file (one input) or directory.")
