@@ -63,6 +63,7 @@ class RnnCodec(Codec):
   progressive = True
   needs_lambda = False
   default_iterations = 8
+  tile_size = 1024  # Part of the file format: tiles are coded independently.
 
   def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",
                reconstruction: str = "additive", max_iterations: int = 16,
@@ -209,27 +210,71 @@ class RnnCodec(Codec):
     return self.cdf
 
   # Compression ----------------------------------------------------------
+  # Images are coded as independent tiles of at most `tile_size` pixels a side
+  # (raster order), so memory stays bounded on any image size. Payload t holds
+  # the iteration-t bits of every tile, so files stay progressive.
+  def _tile_grid(self, padded_shape):
+    """(tile rows, tile columns, number of tiles) of a padded image."""
+    rows = -(-padded_shape[0] // self.tile_size)
+    cols = -(-padded_shape[1] // self.tile_size)
+    return rows, cols, rows * cols
+
+  def _tile_box(self, index, cols, padded_shape):
+    """Top, left, height, width of tile `index` of the padded image."""
+    top = (index // cols) * self.tile_size
+    left = (index % cols) * self.tile_size
+    return (top, left, tf.minimum(self.tile_size, padded_shape[0] - top),
+            tf.minimum(self.tile_size, padded_shape[1] - left))
+
+  def _code_context(self, t, previous01):
+    """Table index per code of a flat (position, channel) code vector."""
+    context = tf.where(t > 0, previous01, 2 * tf.ones_like(previous01))
+    channel = tf.range(tf.size(previous01)) % self.bits
+    return (t * self.bits + channel) * 3 + context
+
+  @staticmethod
+  def _paste(canvas, tile, top, left):
+    """`canvas` [H, W, 3] with `tile` [h, w, 3] written at (top, left)."""
+    rows = tf.range(top, top + tf.shape(tile)[0])
+    cols = tf.range(left, left + tf.shape(tile)[1])
+    grid = tf.stack(tf.meshgrid(rows, cols, indexing="ij"), axis=-1)
+    return tf.tensor_scatter_nd_update(canvas, grid, tile)
+
   def _run_encoder(self, image, iterations, raw):
+    """Payloads [iterations] and the encoder's own reconstruction (-0.5..0.5)."""
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    x = pad_to_multiple(tf.cast(image, tf.float32)[None], 16) / 255. - 0.5
-    encoder_states, decoder_states = self._zero_states(x)
-    x_hat = tf.zeros_like(x)
-    previous = tf.zeros(tf.concat([[1], tf.shape(x)[1:3] // 16, [self.bits]], 0), tf.int32)
+    x = pad_to_multiple(tf.cast(image, tf.float32)[None], 16)[0] / 255. - 0.5
+    padded_shape = tf.shape(x)[:2]
+    _, cols, num_tiles = self._tile_grid(padded_shape)
+    tile_codes = tf.TensorArray(tf.int32, size=num_tiles, infer_shape=False,
+                                element_shape=tf.TensorShape([None, None]))
+    canvas = tf.zeros_like(x)
+    for index in tf.range(num_tiles):
+      top, left, tile_h, tile_w = self._tile_box(index, cols, padded_shape)
+      tile = x[None, top:top + tile_h, left:left + tile_w]
+      encoder_states, decoder_states = self._zero_states(tile)
+      x_hat = tf.zeros_like(tile)
+      codes_t = tf.TensorArray(tf.int32, size=iterations)
+      for t in tf.range(iterations):
+        codes, encoder_states = self._encode(tile - x_hat, t, encoder_states, False)
+        x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+        codes_t = codes_t.write(t, tf.reshape(tf.cast(codes > 0, tf.int32), [-1]))
+      tile_codes = tile_codes.write(index, tf.transpose(codes_t.stack()))
+      canvas = self._paste(canvas, x_hat[0], top, left)
+    codes01 = tf.transpose(tile_codes.concat())  # [iterations, all tiles' codes]
     strings = tf.TensorArray(tf.string, size=iterations)
+    previous = tf.zeros_like(codes01[0])
     for t in tf.range(iterations):
-      codes, encoder_states = self._encode(x - x_hat, t, encoder_states, False)
-      x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
-      codes01 = tf.cast(codes > 0, tf.int32)
       if raw:
-        string = pack_bits(codes01)
+        string = pack_bits(codes01[t])
       else:
         handle = gen_ops.create_range_encoder([], self.cdf)
         handle = gen_ops.entropy_encode_index(
-            handle, self._context_index(t, previous), codes01)
+            handle, self._code_context(t, previous), codes01[t])
         string = gen_ops.entropy_encode_finalize(handle)
       strings = strings.write(t, string)
-      previous = codes01
-    return strings.stack(), x_hat, height, width
+      previous = codes01[t]
+    return strings.stack(), canvas[:height, :width]
 
   @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
   def compress(self, image, iterations):
@@ -244,31 +289,45 @@ class RnnCodec(Codec):
   @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
   def reconstruct(self, image, iterations):
     """The encoder's own reconstruction after `iterations`, and its code bits."""
-    strings, x_hat, height, width = self._run_encoder(image, iterations, raw=True)
-    del strings
-    bits = tf.cast(iterations * self.bits * tf.size(x_hat) // (3 * 256), tf.float32)
-    return to_uint8((x_hat[0, :height, :width] + 0.5) * 255.), bits
+    x_hat = self._run_encoder(image, iterations, raw=True)[1]
+    padded = -(-tf.shape(image)[:2] // 16)
+    bits = tf.cast(iterations * self.bits * tf.reduce_prod(padded), tf.float32)
+    return to_uint8((x_hat + 0.5) * 255.), bits
 
   def _run_decoder(self, payloads, image_shape, raw):
-    padded = -(-image_shape // 16) * 16
-    x_hat = tf.zeros(tf.concat([[1], padded, [3]], 0))
-    _, decoder_states = self._zero_states(x_hat)
-    code_shape = tf.concat([[1], padded // 16, [self.bits]], 0)
-    previous = tf.zeros(code_shape, tf.int32)
-    for t in tf.range(tf.size(payloads)):
+    padded_shape = -(-image_shape // 16) * 16
+    _, cols, num_tiles = self._tile_grid(padded_shape)
+    iterations = tf.size(payloads)
+    count = tf.reduce_prod(padded_shape // 16) * self.bits
+    codes_t = tf.TensorArray(tf.int32, size=iterations)
+    previous = tf.zeros([count], tf.int32)
+    for t in tf.range(iterations):
       if raw:
-        codes01 = unpack_bits(payloads[t], code_shape)
+        codes01 = unpack_bits(payloads[t], [count])
       else:
-        index = self._context_index(t, previous)
+        index = self._code_context(t, previous)
         handle = gen_ops.create_range_decoder(payloads[t], self.cdf)
-        handle, codes01 = gen_ops.entropy_decode_index(
-            handle, index, tf.shape(index), tf.int32)
+        handle, codes01 = gen_ops.entropy_decode_index(handle, index, [count], tf.int32)
         tf.debugging.assert_equal(gen_ops.entropy_decode_finalize(handle), True,
                                   message="range decoder sanity check failed")
-      codes = 2. * tf.cast(codes01, tf.float32) - 1.
-      x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+      codes_t = codes_t.write(t, codes01)
       previous = codes01
-    return to_uint8((x_hat[0, :image_shape[0], :image_shape[1]] + 0.5) * 255.)
+    codes01 = codes_t.stack()  # [iterations, all tiles' codes]
+    canvas = tf.zeros(tf.concat([padded_shape, [3]], 0))
+    offset = 0
+    for index in tf.range(num_tiles):
+      top, left, tile_h, tile_w = self._tile_box(index, cols, padded_shape)
+      size = (tile_h // 16) * (tile_w // 16) * self.bits
+      tile_codes = tf.reshape(codes01[:, offset:offset + size],
+                              [iterations, 1, tile_h // 16, tile_w // 16, self.bits])
+      x_hat = tf.zeros([1, tile_h, tile_w, 3])
+      _, decoder_states = self._zero_states(x_hat)
+      for t in tf.range(iterations):
+        codes = 2. * tf.cast(tile_codes[t], tf.float32) - 1.
+        x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+      canvas = self._paste(canvas, x_hat[0], top, left)
+      offset += size
+    return to_uint8((canvas[:image_shape[0], :image_shape[1]] + 0.5) * 255.)
 
   @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
   def decompress(self, payloads, image_shape):
