@@ -40,7 +40,7 @@ def with_header(data: bytes, start: int, replacement: bytes, name: str) -> bytes
   end = header_length(name)
   header = data[:start] + replacement + data[start + len(replacement):end]
   assert len(header) == end
-  return header + struct.pack(">I", zlib.crc32(header)) + data[end + 4:]
+  return header + struct.pack(">I", zlib.adler32(header)) + data[end + 4:]
 
 
 # Round trip -----------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_layout_is_as_documented():
   assert data[6] == len("hyperprior") and data[7:17] == b"hyperprior"
   end = header_length("hyperprior")
   assert struct.unpack(">8sIIHB", data[17:end]) == (FINGERPRINT, 96, 128, 3, 0)
-  assert struct.unpack(">I", data[end:end + 4])[0] == zlib.crc32(data[:end])
+  assert struct.unpack(">I", data[end:end + 4])[0] == zlib.adler32(data[:end])
 
 
 @pytest.mark.parametrize("quality", [0, 1, 7, 255])
@@ -80,7 +80,8 @@ def test_quality_roundtrip(quality):
 
 
 def test_version_1_files_are_still_read():
-  """Version 1 had no quality byte; its files parse with quality 0."""
+  """Version 1 had no quality byte and CRC-32 checksums; its files parse with
+  quality 0."""
   payloads = (b"side", b"latents")
   header = (b"TFCI" + bytes([1, container.CODER_RANGE, 10]) + b"hyperprior"
             + struct.pack(">8sIIH", FINGERPRINT, 96, 128, len(payloads)))

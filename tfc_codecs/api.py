@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import container, images, model_dir, zoo
-from tfc_codecs.errors import CodecError
+from tfc_codecs.errors import CodecError, op_error_message
 
 
 class ImageCodec:
@@ -119,7 +119,7 @@ class ImageCodec:
       else:
         image = self.net.decompress(payloads, image_shape)
     except tf.errors.OpError as e:
-      raise CodecError(f"corrupt payload ({e.message.splitlines()[0]})") from None
+      raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
     return image.numpy()
 
 
@@ -127,8 +127,12 @@ _cache: Dict[str, ImageCodec] = {}
 
 
 def load(name_or_path: Optional[str] = None,
-         quality: Optional[int] = None) -> ImageCodec:
-  """Loads a shipped model or a trained model directory (cached)."""
+         quality: Optional[int] = None):
+  """Loads a shipped model, a trained model directory or a SavedModel export
+  (cached); returns an `ImageCodec` (an `export.ExportedCodec` for exports)."""
+  from tfc_codecs import export  # pylint: disable=import-outside-toplevel
+  if name_or_path and export.is_export(name_or_path):
+    return export.ExportedCodec(name_or_path)
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
   if path not in _cache:
     net, meta = model_dir.load(path)

@@ -225,6 +225,15 @@ def cmd_plot(args) -> int:
   return 0
 
 
+def cmd_export(args) -> int:
+  from tfc_codecs import export  # pylint: disable=import-outside-toplevel
+  path = export.export(args.model, args.export_base, args.version, args.model_name,
+                       args.quality)
+  print(f"wrote {path}")
+  print(f"wrote {os.path.join(args.export_base, export.MODELS_CONFIG)}")
+  return 0
+
+
 def cmd_train(args) -> int:
   from tfc_codecs import training  # pylint: disable=import-outside-toplevel
   model_config = {}
@@ -338,6 +347,19 @@ def parse_args(argv):
   p.set_defaults(handler=cmd_models)
 
   _add_train_parser(subparsers)
+
+  p = subparsers.add_parser(
+      "export", help="Export a model as a SavedModel for TF Serving.",
+      description="Writes EXPORT_BASE/<model_name>/<version>/ (signatures "
+      "serving_default, compress_image, decompress, decompress_image) and "
+      "EXPORT_BASE/models.config.")
+  p.add_argument("--model", help="Shipped model name or trained model directory "
+                 "(default: hyperprior).")
+  p.add_argument("--quality", type=int, help="Rate point of a fixed-rate shipped family.")
+  p.add_argument("--export_base", required=True, help="TF Serving model base directory.")
+  p.add_argument("--model_name", help="Name to serve it under (default: the model's).")
+  p.add_argument("--version", type=int, help="Version number (default: the next free one).")
+  p.set_defaults(handler=cmd_export)
 
   p = subparsers.add_parser(
       "evaluate", help="Rate-distortion of a codec on a folder of images.",

@@ -11,10 +11,12 @@ Layout (big-endian):
     width        u32
     count        u16       number of payload strings
     quality      u8        rate point the file was made at (0: the model's only one)
-    header_crc   u32       CRC-32 of the header fields above
-    payloads     count x (u32 length, bytes, u32 CRC-32 of the bytes)
+    header_sum   u32       Adler-32 of the header fields above
+    payloads     count x (u32 length, bytes, u32 Adler-32 of the bytes)
 
-Version 1 files (no quality byte) are still read.
+Checksums are zlib's Adler-32, which stock TensorFlow ops compute exactly
+(`graph_container`), so an exported SavedModel writes byte-identical files.
+Version 1 files (no quality byte, CRC-32 checksums) are still read.
 
 Each payload carries its own checksum, so a file cut at a payload boundary is
 recognizable as such: progressive codecs decode the payloads that arrived
@@ -42,6 +44,7 @@ MAX_SIDE = 1 << 16
 _FIXED = struct.Struct(">4sBBB")
 _SIZE = {1: struct.Struct(">8sIIH"), 2: struct.Struct(">8sIIHB")}
 _U32 = struct.Struct(">I")
+_CHECKSUM = {1: zlib.crc32, 2: zlib.adler32}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,9 +91,10 @@ def serialize(stream: Bitstream) -> bytes:
       _FIXED.pack(MAGIC, FORMAT_VERSION, stream.coder, len(name)), name,
       _SIZE[FORMAT_VERSION].pack(stream.fingerprint, stream.height, stream.width,
                                  len(stream.payloads), stream.quality)])
-  parts: List[bytes] = [header, _U32.pack(zlib.crc32(header))]
+  checksum = _CHECKSUM[FORMAT_VERSION]
+  parts: List[bytes] = [header, _U32.pack(checksum(header))]
   for payload in stream.payloads:
-    parts += [_U32.pack(len(payload)), payload, _U32.pack(zlib.crc32(payload))]
+    parts += [_U32.pack(len(payload)), payload, _U32.pack(checksum(payload))]
   return b"".join(parts)
 
 
@@ -113,7 +117,8 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
   offset = _FIXED.size + name_length + size.size
   if len(data) < offset + 4:
     raise CodecError("truncated file (header incomplete)")
-  if _U32.unpack_from(data, offset)[0] != zlib.crc32(data[:offset]):
+  checksum = _CHECKSUM[version]
+  if _U32.unpack_from(data, offset)[0] != checksum(data[:offset]):
     raise CodecError("corrupt header (checksum mismatch)")
   if coder not in CODER_NAMES:
     raise CodecError(f"unknown entropy coder id {coder} in header")
@@ -142,7 +147,7 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
     if len(data) < end + 4:
       raise CodecError(f"truncated file (payload {index + 1} of {count} incomplete)")
     payload = data[offset + 4:end]
-    if _U32.unpack_from(data, end)[0] != zlib.crc32(payload):
+    if _U32.unpack_from(data, end)[0] != checksum(payload):
       raise CodecError(f"corrupt file (payload {index + 1} checksum mismatch)")
     payloads.append(bytes(payload))
     offset = end + 4

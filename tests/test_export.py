@@ -1,0 +1,152 @@
+"""SavedModel exports: the same bytes as the library, in a fresh process, with
+TF Serving's signature conventions; damaged files fail inside the graph."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfc_codecs
+from tfc_codecs import container, export, images
+from tfc_codecs.errors import CodecError
+
+from conftest import PHOTO_PATHS, TESTDATA, subprocess_env
+
+MODELS = {"hyperprior": (TESTDATA / "models" / "hyperprior_tiny", None),
+          "hyperprior-vr": (TESTDATA / "models" / "hyperprior_vr_tiny", 2),
+          "rnn": (TESTDATA / "models" / "rnn_tiny", 3)}
+
+FRESH_PROCESS = """
+import sys
+import tensorflow as tf
+import tensorflow_compression  # Registers the range-coder ops; nothing else.
+loaded = tf.saved_model.load(sys.argv[1])
+images = tf.constant([open(p, "rb").read() for p in sys.argv[3:]])
+inputs = dict(image_bytes=images)
+if sys.argv[2] != "0":
+  inputs["quality"] = tf.fill([len(sys.argv) - 3], int(sys.argv[2]))
+files = loaded.signatures["serving_default"](**inputs)["bitstream_bytes"]
+pngs = loaded.signatures["decompress"](bitstream_bytes=files)["png_bytes"]
+for f, p in zip(files.numpy(), pngs.numpy()):
+  print(f.hex(), p.hex())
+"""
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+  base = tmp_path_factory.mktemp("exports")
+  return base, {name: (export.export(str(path), str(base)), quality)
+                for name, (path, quality) in MODELS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fresh_process_serving_signatures_match_the_library(exports, name):
+  path, quality = exports[1][name]
+  out = subprocess.run(
+      [sys.executable, "-c", FRESH_PROCESS, path, str(quality or 0)]
+      + [str(p) for p in PHOTO_PATHS[:2]],
+      capture_output=True, text=True, env=subprocess_env(), check=True).stdout
+  codec = tfc_codecs.load(str(MODELS[name][0]))
+  for line, photo_path in zip(out.splitlines(), PHOTO_PATHS[:2]):
+    file_hex, png_hex = line.split()
+    image = images.read_image(str(photo_path))[0]
+    expected = codec.compress(image, quality)
+    assert bytes.fromhex(file_hex) == expected
+    assert bytes.fromhex(png_hex) == images.encode_png(codec.decompress(expected))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_load_accepts_exports(exports, name, photo):
+  path, quality = exports[1][name]
+  exported = tfc_codecs.load(path)
+  assert isinstance(exported, export.ExportedCodec)
+  codec = tfc_codecs.load(str(MODELS[name][0]))
+  data = exported.compress(photo, quality)
+  assert data == codec.compress(photo, quality)
+  np.testing.assert_array_equal(exported.decompress(data), codec.decompress(data))
+  # A model base (without the version) loads its newest version.
+  assert tfc_codecs.load(os.path.dirname(path)).source == path
+
+
+def test_damaged_files_fail_in_the_graph(exports, photo):
+  path, _ = exports[1]["hyperprior"]
+  exported = tfc_codecs.load(path)
+  data = exported.compress(photo)
+  stream = container.parse(data, 1 << 20)
+  header = stream.header_bytes() - 8 * len(stream.payloads)
+  cases = {"truncated": data[:-3], "trailing": data + b"x", "too short": b"TFCI",
+           "header checksum": data[:header - 9] + bytes([data[header - 9] ^ 1])
+           + data[header - 8:],
+           "payload checksum": data[:header + 6] + bytes([data[header + 6] ^ 1])
+           + data[header + 7:],
+           "of this hyperprior model": tfc_codecs.load(
+               str(MODELS["rnn"][0])).compress(photo, 1)}
+  for expected, bad in cases.items():
+    with pytest.raises(CodecError, match=expected):
+      exported.decompress(bad)
+  huge = container.serialize(container.Bitstream(
+      codec="hyperprior", fingerprint=stream.fingerprint, height=60000, width=60000,
+      payloads=stream.payloads))
+  with pytest.raises(CodecError, match="limit"):
+    exported.decompress(huge)
+  assert np.array_equal(exported.decompress(data), tfc_codecs.load(
+      str(MODELS["hyperprior"][0])).decompress(data))  # Still serving.
+
+
+def test_variable_rate_export_checks_quality(exports, photo):
+  exported = tfc_codecs.load(exports[1]["hyperprior-vr"][0])
+  with pytest.raises(CodecError, match="quality"):
+    exported.compress(photo, 99)
+
+
+def test_layout_versions_and_models_config(exports):
+  base, paths = exports
+  for name, (path, _) in paths.items():
+    assert path == str(base / os.path.basename(str(MODELS[name][0])) / "1")
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+  config = (base / "models.config").read_text()
+  for path, _ in paths.values():
+    assert f'base_path: "{os.path.dirname(path)}"' in config
+  assert config.count("config {") == len(paths)
+  with pytest.raises(CodecError, match="exists"):
+    export.export(str(MODELS["hyperprior"][0]), str(base), version=1)
+
+
+SAVED_MODEL_CLI_WITH_TFC_OPS = (
+    "import sys, tensorflow_compression; "
+    "from tensorflow.python.tools.saved_model_cli import main; "
+    "sys.argv[0] = 'saved_model_cli'; main()")
+
+
+def test_saved_model_cli_lists_the_signatures(exports):
+  """Stock saved_model_cli stops at the range-coder ops (custom ops, not
+  registered); with tensorflow_compression imported it lists everything."""
+  path, _ = exports[1]["hyperprior-vr"]
+  stock = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  result = subprocess.run([stock, "show", "--dir", path, "--all"], capture_output=True,
+                          text=True, env=subprocess_env())
+  assert result.returncode != 0 and "Op type not registered" in result.stderr
+  out = subprocess.run([sys.executable, "-c", SAVED_MODEL_CLI_WITH_TFC_OPS, "show",
+                        "--dir", path, "--all"], capture_output=True,
+                       text=True, env=subprocess_env(), check=True).stdout
+  blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)(?=signature_def\[|\Z)",
+                           out, re.S))
+  assert {"serving_default", "compress_image", "decompress",
+          "decompress_image"} <= set(blocks)
+  expected = {
+      "serving_default": [("image_bytes", "DT_STRING", "(-1)"), ("quality", "DT_INT32", "(-1)"),
+                          ("bitstream_bytes", "DT_STRING", "(-1)")],
+      "compress_image": [("image", "DT_UINT8", "(1, -1, -1, 3)"),
+                         ("quality", "DT_INT32", "(1)"), ("bitstream_bytes", "DT_STRING", "(1)")],
+      "decompress": [("bitstream_bytes", "DT_STRING", "(-1)"), ("png_bytes", "DT_STRING", "(-1)")],
+      "decompress_image": [("bitstream_bytes", "DT_STRING", "(1)"),
+                           ("image", "DT_UINT8", "(1, -1, -1, 3)")]}
+  for signature, tensors in expected.items():
+    for name, dtype, shape in tensors:
+      assert re.search(rf"\['{name}'\] tensor_info:\s+dtype: {dtype}\s+shape: \({shape[1:-1]}\)",
+                       blocks[signature].replace("(-1,)", "(-1)").replace("(1,)", "(1)")), (
+                           signature, name, blocks[signature])

@@ -1,0 +1,274 @@
+"""SavedModel export for TF Serving and for other TensorFlow programs.
+
+`export(model, export_base)` writes `EXPORT_BASE/<model_name>/<version>/`, a
+SavedModel whose functions carry the whole codec: image decoding, padding,
+transforms, range coding and the `.tfci` container (`graph_container`), so a
+served model returns exactly the bytes `tfc_codecs compress` writes. TF
+Serving conventions: a leading batch dimension on every input and output, and
+binary tensors named `*_bytes`.
+
+Signatures (variable-rate models add an int32 input `quality` shaped like the
+batch; for rnn it is the number of iterations):
+  serving_default  image_bytes string [N] (PNG/JPEG)   -> bitstream_bytes string [N]
+  compress_image   image uint8 [1, H, W, 3]             -> bitstream_bytes string [1]
+  decompress       bitstream_bytes string [N]           -> png_bytes string [N]
+  decompress_image bitstream_bytes string [1]           -> image uint8 [1, H, W, 3]
+The same functions are attributes of `tf.saved_model.load(path)`. The range
+coder is a tensorflow-compression custom op: a process must
+`import tensorflow_compression` before loading, and a stock
+tensorflow_model_server cannot run these graphs (see the README).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfc_codecs import api, container, graph_container, images, zoo
+from tfc_codecs.errors import CodecError, op_error_message
+
+INFO_FILE = os.path.join("assets.extra", "tfc_codecs.json")
+MODELS_CONFIG = "models.config"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class ExportModule(tf.Module):
+  """The exported functions of one loaded model."""
+
+  def __init__(self, codec: api.ImageCodec):
+    super().__init__(name="tfc_codecs_export")
+    self.net = codec.net
+    self._codec_name = codec.codec_name
+    self._fingerprint = codec.fingerprint
+    self._fixed_quality = codec.quality or 0
+    self._num_qualities = codec.num_qualities
+    self._max_pixels = codec.max_pixels
+    self._max_payloads = codec.num_qualities if codec.progressive else codec.net.num_payloads
+    self._progressive = codec.progressive
+    batch = tf.TensorSpec([None], tf.string, name="image_bytes")
+    image = tf.TensorSpec([1, None, None, 3], tf.uint8, name="image")
+    files = tf.TensorSpec([None], tf.string, name="bitstream_bytes")
+    one_file = tf.TensorSpec([1], tf.string, name="bitstream_bytes")
+    if self._num_qualities:
+      quality = tf.TensorSpec([None], tf.int32, name="quality")
+      one_quality = tf.TensorSpec([1], tf.int32, name="quality")
+      self.compress = tf.function(self._compress_batch, input_signature=[batch, quality])
+      self.compress_image = tf.function(self._compress_image,
+                                        input_signature=[image, one_quality])
+    else:
+      self.compress = tf.function(lambda image_bytes: self._compress_batch(image_bytes),
+                                  input_signature=[batch])
+      self.compress_image = tf.function(lambda image: self._compress_image(image),
+                                        input_signature=[image])
+    self.decompress = tf.function(self._decompress_batch, input_signature=[files])
+    self.decompress_image = tf.function(self._decompress_image, input_signature=[one_file])
+
+  def signatures(self) -> Dict[str, Any]:
+    return {"serving_default": self.compress, "compress_image": self.compress_image,
+            "decompress": self.decompress, "decompress_image": self.decompress_image}
+
+  # Compression ------------------------------------------------------------
+  def _check_quality(self, quality):
+    tf.debugging.Assert((quality >= 1) & (quality <= self._num_qualities), [
+        tf.constant(f"quality must be in 1..{self._num_qualities}"), quality])
+    return quality
+
+  def _compress_one(self, image, quality):
+    """uint8 [H, W, 3] -> `.tfci` file bytes."""
+    if self._num_qualities:
+      payloads = self.net.compress(image, self._check_quality(quality))
+    else:
+      payloads = self.net.compress(image)
+      quality = tf.constant(self._fixed_quality)
+    shape = tf.shape(image)
+    return graph_container.serialize(self._codec_name, self._fingerprint, shape[0],
+                                     shape[1], payloads, quality)
+
+  def _decode_image(self, data):
+    """PNG/JPEG bytes -> uint8 [H, W, 3], as `images.decode_image` converts
+    them (16-bit rounded, alpha dropped, gray expanded); sizes are checked
+    against the pixel limit before decoding."""
+    is_png = tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC)
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+    tf.debugging.Assert(is_png | is_jpeg, [tf.constant("image_bytes must be PNG or JPEG")])
+
+    def png_size():
+      values = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
+      weights = tf.constant([2 ** 24, 2 ** 16, 2 ** 8, 1], tf.int64)
+      return tf.stack([tf.reduce_sum(values[4:8] * weights),
+                       tf.reduce_sum(values[:4] * weights)])
+
+    size = tf.cond(is_png, png_size,
+                   lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64))
+    with tf.control_dependencies([tf.debugging.Assert(
+        size[0] * size[1] <= self._max_pixels,
+        [tf.constant(f"image exceeds the limit of {self._max_pixels} pixels")])]):
+      data = tf.identity(data)
+
+    def png():
+      wide = tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint16), tf.int32)
+      return tf.cast((wide + 128) // 257, tf.uint8)
+
+    decoded = tf.cond(is_png, png, lambda: tf.io.decode_jpeg(data, channels=0))
+    channels = tf.gather([[0, 0, 0], [0, 0, 0], [0, 1, 2], [0, 1, 2]],
+                         tf.shape(decoded)[2] - 1)
+    return tf.gather(decoded, channels, axis=2)
+
+  def _compress_batch(self, image_bytes, quality=None):
+    quality = tf.zeros_like(image_bytes, tf.int32) if quality is None else quality
+    files = tf.map_fn(lambda args: self._compress_one(self._decode_image(args[0]), args[1]),
+                      (image_bytes, quality), fn_output_signature=tf.string)
+    return {"bitstream_bytes": files}
+
+  def _compress_image(self, image, quality=None):
+    quality = tf.zeros([1], tf.int32) if quality is None else quality
+    return {"bitstream_bytes": self._compress_one(image[0], quality[0])[None]}
+
+  # Decompression ----------------------------------------------------------
+  def _decompress_one(self, data):
+    """`.tfci` file bytes made by this model -> uint8 [H, W, 3]."""
+    payloads, shape, quality = graph_container.parse(
+        data, self._codec_name, self._fingerprint, self._max_pixels,
+        self._max_payloads, allow_truncation=self._progressive)
+    if not self._progressive:
+      tf.debugging.assert_equal(tf.size(payloads), self._max_payloads,
+                                message="corrupt .tfci file: payload count")
+    if self._num_qualities and not self._progressive:
+      return self.net.decompress(payloads, shape, self._check_quality(quality))
+    return self.net.decompress(payloads, shape)
+
+  def _decompress_batch(self, bitstream_bytes):
+    pngs = tf.map_fn(lambda data: tf.io.encode_png(self._decompress_one(data)),
+                     bitstream_bytes, fn_output_signature=tf.string)
+    return {"png_bytes": pngs}
+
+  def _decompress_image(self, bitstream_bytes):
+    return {"image": self._decompress_one(bitstream_bytes[0])[None]}
+
+
+def _next_version(model_base: str) -> int:
+  versions = [int(v) for v in os.listdir(model_base) if v.isdigit()] if os.path.isdir(
+      model_base) else []
+  return max(versions, default=0) + 1
+
+
+def write_models_config(export_base: str) -> str:
+  """Writes EXPORT_BASE/models.config (tensorflow_model_server's
+  --model_config_file) listing every exported model under EXPORT_BASE."""
+  entries = []
+  for name in sorted(os.listdir(export_base)):
+    base = os.path.join(os.path.abspath(export_base), name)
+    if os.path.isdir(base) and any(v.isdigit() for v in os.listdir(base)):
+      entries.append(f'  config {{\n    name: "{name}"\n    base_path: "{base}"\n'
+                     f'    model_platform: "tensorflow"\n  }}\n')
+  path = os.path.join(export_base, MODELS_CONFIG)
+  with open(path + ".tmp", "w") as f:
+    f.write("model_config_list {\n" + "".join(entries) + "}\n")
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def export(model: Optional[str], export_base: str, version: Optional[int] = None,
+           model_name: Optional[str] = None, quality: Optional[int] = None) -> str:
+  """Exports a shipped or trained model; returns the version directory."""
+  codec = api.load(model, quality)
+  if model_name:
+    name = model_name
+  elif model in zoo.family_names() or model is None:
+    family = model or zoo.DEFAULT_MODEL
+    name = f"{family}-q{codec.quality}" if codec.quality else family
+  else:
+    name = os.path.basename(os.path.normpath(codec.source))
+  model_base = os.path.join(export_base, name)
+  version = version or _next_version(model_base)
+  target = os.path.join(model_base, str(version))
+  if version < 1:
+    raise CodecError(f"--version must be a positive integer, not {version}")
+  if os.path.exists(target):
+    raise CodecError(f"{target} exists (versions are never overwritten; omit "
+                     "--version for the next free one)")
+  os.makedirs(model_base, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=model_base)
+  try:
+    module = ExportModule(codec)
+    tf.saved_model.save(module, staging, signatures=module.signatures())
+    os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+    with open(os.path.join(staging, INFO_FILE), "w") as f:
+      json.dump(dict(codec=codec.codec_name, fingerprint=codec.fingerprint.hex(),
+                     quality=codec.quality, num_qualities=codec.num_qualities,
+                     default_quality=getattr(codec.net, "default_quality", 0),
+                     progressive=codec.progressive, source=codec.source,
+                     format_version=container.FORMAT_VERSION), f, indent=2)
+    os.chmod(staging, 0o755)
+    os.replace(staging, target)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  write_models_config(export_base)
+  return target
+
+
+def is_export(path: str) -> bool:
+  """True for an exported version directory or a model base holding versions."""
+  return os.path.isfile(os.path.join(path, "saved_model.pb")) or (
+      os.path.isdir(path) and any(v.isdigit() and os.path.isfile(
+          os.path.join(path, v, "saved_model.pb")) for v in os.listdir(path)))
+
+
+class ExportedCodec:
+  """`tfc_codecs.load(export_dir)`: the `ImageCodec` interface, run by a
+  SavedModel export (a version directory, or a model base: its newest version)."""
+
+  max_pixels = images.MAX_PIXELS
+
+  def __init__(self, path: str):
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+      path = os.path.join(path, str(max(int(v) for v in os.listdir(path) if v.isdigit())))
+    import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
+    try:
+      with open(os.path.join(path, INFO_FILE)) as f:
+        self.info = json.load(f)
+    except (OSError, ValueError):
+      raise CodecError(f"{path} is not a tfc_codecs export (no {INFO_FILE})") from None
+    self.source = path
+    self.module = tf.saved_model.load(path)
+    self.codec_name = self.info["codec"]
+    self.num_qualities = self.info["num_qualities"]
+    self.progressive = self.info["progressive"]
+
+  def compress(self, image: np.ndarray, quality: Optional[int] = None,
+               raw: bool = False) -> bytes:
+    """uint8 [H, W, 3] (or gray/alpha/16-bit, converted) -> `.tfci` bytes."""
+    if raw:
+      raise CodecError("exports write range-coded files only (no raw mode)")
+    image, _ = images.as_rgb8(image)
+    args = [tf.constant(image[None])]
+    if self.num_qualities:
+      quality = self.info["default_quality"] if quality is None else quality
+      args.append(tf.constant([quality], tf.int32))
+    elif quality not in (None, self.info["quality"]):
+      raise CodecError(f"this export has only quality {self.info['quality']}")
+    return self._run(self.module.compress_image, *args)["bitstream_bytes"].numpy()[0]
+
+  def decompress(self, data: bytes, iterations: Optional[int] = None) -> np.ndarray:
+    """`.tfci` bytes -> uint8 [H, W, 3]; progressive files may stop early."""
+    if iterations is not None:
+      if not self.progressive or iterations < 1:
+        raise CodecError("--iterations needs a progressive model and a value >= 1")
+      stream = container.parse(data, self.max_pixels, allow_truncation=True)
+      data = container.serialize(dataclasses.replace(
+          stream, payloads=stream.payloads[:iterations]))
+    return self._run(self.module.decompress_image,
+                     tf.constant([data]))["image"].numpy()[0]
+
+  @staticmethod
+  def _run(function, *args):
+    try:
+      return function(*args)
+    except tf.errors.InvalidArgumentError as e:
+      raise CodecError(op_error_message(e.message)) from None

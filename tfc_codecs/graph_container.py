@@ -1,0 +1,123 @@
+"""The `.tfci` container written and read with stock TensorFlow ops.
+
+Exported SavedModels serialize and parse files inside the graph, byte for byte
+as `container.serialize` / `container.parse` do (format version 2), so a
+served model returns exactly what `tfc_codecs compress` writes. A damaged file
+fails with an InvalidArgumentError naming the defect, before any decoding.
+"""
+
+import tensorflow as tf
+
+from tfc_codecs import container
+
+_BYTES = tf.constant([bytes([i]) for i in range(256)])
+_ADLER_MOD = 65521
+
+
+def _to_string(values: tf.Tensor) -> tf.Tensor:
+  """int [n] byte values -> scalar string."""
+  return tf.strings.reduce_join(tf.gather(_BYTES, tf.cast(values, tf.int32)))
+
+
+def _big_endian(value: tf.Tensor, num_bytes: int) -> tf.Tensor:
+  """An unsigned integer -> its `num_bytes` big-endian byte values (int64)."""
+  value = tf.cast(value, tf.int64)
+  shifts = tf.constant([8 * i for i in reversed(range(num_bytes))], tf.int64)
+  return tf.bitwise.bitwise_and(tf.bitwise.right_shift(value, shifts), 255)
+
+
+def _byte_values(data: tf.Tensor) -> tf.Tensor:
+  """Scalar string -> int64 [len] byte values."""
+  return tf.cast(tf.io.decode_raw(tf.reshape(data, [1]), tf.uint8)[0], tf.int64)
+
+
+def adler32(data: tf.Tensor) -> tf.Tensor:
+  """zlib's Adler-32 of a scalar string, as int64."""
+  values = _byte_values(data)
+  length = tf.size(values, tf.int64)
+  weights = (length - tf.range(length, dtype=tf.int64)) % _ADLER_MOD
+  a = (1 + tf.reduce_sum(values)) % _ADLER_MOD
+  b = (length + tf.reduce_sum(values * weights % _ADLER_MOD)) % _ADLER_MOD
+  return b * 65536 + a
+
+
+def serialize(codec_name: str, fingerprint: bytes, height: tf.Tensor, width: tf.Tensor,
+              payloads: tf.Tensor, quality: tf.Tensor,
+              coder: int = container.CODER_RANGE) -> tf.Tensor:
+  """The `.tfci` file (scalar string) of payload strings [K]."""
+  name = codec_name.encode("ascii")
+  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, coder, len(name)])
+           + name + fingerprint)
+  header = tf.strings.join([fixed, _to_string(tf.concat([
+      _big_endian(height, 4), _big_endian(width, 4),
+      _big_endian(tf.size(payloads), 2), _big_endian(quality, 1)], 0))])
+  parts = tf.TensorArray(tf.string, size=tf.size(payloads))
+  for i in tf.range(tf.size(payloads)):
+    payload = payloads[i]
+    parts = parts.write(i, tf.strings.join([
+        _to_string(_big_endian(tf.strings.length(payload), 4)), payload,
+        _to_string(_big_endian(adler32(payload), 4))]))
+  return tf.strings.join([header, _to_string(_big_endian(adler32(header), 4)),
+                          tf.strings.reduce_join(parts.stack())])
+
+
+def _read_uint(values: tf.Tensor, offset, num_bytes: int) -> tf.Tensor:
+  """Big-endian unsigned integer at `offset` of int64 byte values (bytes past
+  the end read as zero; the callers' checks then fail)."""
+  chunk = values[offset:offset + num_bytes]
+  chunk = tf.pad(chunk, [[0, num_bytes - tf.size(chunk)]])
+  weights = tf.constant([256 ** i for i in reversed(range(num_bytes))], tf.int64)
+  return tf.reduce_sum(chunk * weights)
+
+
+def _check(condition: tf.Tensor, message: str):
+  return tf.debugging.Assert(condition, [tf.constant(f"corrupt .tfci file: {message}")])
+
+
+def parse(data: tf.Tensor, codec_name: str, fingerprint: bytes, max_pixels: int,
+          max_payloads: int, allow_truncation: bool = False):
+  """Checks a `.tfci` file made by this model -> (payloads [K], [height, width], quality).
+
+  Only the current format version is accepted. With `allow_truncation`, a file
+  cut at a payload boundary yields the payloads before the cut.
+  """
+  values = _byte_values(data)
+  size = tf.size(values, tf.int64)
+  name = codec_name.encode("ascii")
+  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, container.CODER_RANGE,
+                                    len(name)]) + name + fingerprint)
+  header_end = len(fixed) + 11
+  with tf.control_dependencies([_check(size >= header_end + 4, "too short")]):
+    values = tf.identity(values)
+  checks = [
+      _check(tf.equal(tf.strings.substr(data, 0, len(fixed)), fixed),
+             f"not a version {container.FORMAT_VERSION} range-coded file of this "
+             f"{codec_name} model"),
+      _check(tf.equal(_read_uint(values, header_end, 4),
+                      adler32(tf.strings.substr(data, 0, header_end))), "header checksum")]
+  height = _read_uint(values, len(fixed), 4)
+  width = _read_uint(values, len(fixed) + 4, 4)
+  count = _read_uint(values, len(fixed) + 8, 2)
+  quality = _read_uint(values, len(fixed) + 10, 1)
+  checks += [
+      _check((height >= 1) & (width >= 1) & (height * width <= max_pixels),
+             f"image size out of range (limit {max_pixels} pixels)"),
+      _check((count >= 1) & (count <= max_payloads), "payload count")]
+  payloads = tf.TensorArray(tf.string, size=0, dynamic_size=True)
+  offset = tf.constant(header_end + 4, tf.int64)
+  index = tf.constant(0, tf.int64)
+  while index < count and (not allow_truncation or offset < size):
+    _check(offset + 4 <= size, "truncated")
+    length = _read_uint(values, offset, 4)
+    end = offset + 4 + length
+    _check(end + 4 <= size, "truncated")
+    payload = tf.strings.substr(data, offset + 4, length)
+    _check(tf.equal(_read_uint(values, end, 4), adler32(payload)), "payload checksum")
+    payloads = payloads.write(tf.cast(index, tf.int32), payload)
+    offset = end + 4
+    index += 1
+  checks += [_check(tf.equal(offset, size), "unexpected trailing bytes"),
+             _check(index >= 1, "no payloads")]
+  with tf.control_dependencies(checks):  # Nothing is decoded before these pass.
+    return (tf.identity(payloads.stack()), tf.cast(tf.stack([height, width]), tf.int32),
+            tf.cast(quality, tf.int32))
