@@ -150,3 +150,28 @@ def test_saved_model_cli_lists_the_signatures(exports):
       assert re.search(rf"\['{name}'\] tensor_info:\s+dtype: {dtype}\s+shape: \({shape[1:-1]}\)",
                        blocks[signature].replace("(-1,)", "(-1)").replace("(1,)", "(1)")), (
                            signature, name, blocks[signature])
+
+
+def test_examples_decode_in_tf_data_and_as_a_keras_layer(exports, photos, tmp_path, repo_root):
+  path, _ = exports[1]["hyperprior"]
+  codec = tfc_codecs.load(str(MODELS["hyperprior"][0]))
+  expected = {}
+  for name, image in photos.items():
+    data = codec.compress(image)
+    (tmp_path / f"{name}.tfci").write_bytes(data)
+    expected[f"{name}.tfci"] = codec.decompress(data)
+  out = subprocess.run(
+      [sys.executable, str(repo_root / "examples" / "decode_tfci_dataset.py"), path,
+       str(tmp_path)], capture_output=True, text=True, env=subprocess_env(),
+      check=True).stdout.splitlines()
+  assert sorted(os.path.basename(l.split()[0]) for l in out) == sorted(expected)
+  for line in out:
+    assert line.split()[1] == "96x128" and len(line.split()) == 5
+  name = sorted(expected)[0]
+  out = subprocess.run(
+      [sys.executable, str(repo_root / "examples" / "keras_decompress_layer.py"), path,
+       str(tmp_path / name)], capture_output=True, text=True, env=subprocess_env(),
+      check=True).stdout.split()
+  assert out[0] == "96x128"
+  means = expected[name].reshape(-1, 3).mean(axis=0) / 255.
+  np.testing.assert_allclose([float(v) for v in out[1:]], means, atol=1e-4)
