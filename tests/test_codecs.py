@@ -242,3 +242,19 @@ def test_odd_sizes(codec, height, width):
   assert decoded.shape == (height, width, 3)
   stream = codec.parse(data)
   assert (stream.height, stream.width) == (height, width)
+
+
+# (g) The decoder's scale indexes are exact. ----------------------------------
+def test_exact_hyper_synthesis_follows_the_float_transform(codecs, photos):
+  """The fixed-point hyper-synthesis computes what the float32 layers compute
+  (same padding and upsampling), to within its rounding."""
+  from tfc_codecs.layers.gdn_transforms import exact_hyper_synthesis  # pylint: disable=import-outside-toplevel
+  net = codecs["hyperprior"].net
+  for name, image in photos.items():
+    x = pad_to_multiple(tf.cast(image, tf.float32)[None], net.downsampling)
+    z_hat = tf.round(net.hyper_analysis(net.analysis(x)))
+    continuous = net.hyper_synthesis(z_hat).numpy()
+    exact = exact_hyper_synthesis(net.hyper_synthesis, z_hat).numpy()
+    assert exact.shape == continuous.shape and np.all(exact == np.round(exact)), name
+    assert np.abs(exact - continuous).max() <= 0.52, name  # Fixed-point error < 0.02.
+    assert np.mean(exact == np.round(continuous)) > 0.99, name

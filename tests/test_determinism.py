@@ -24,6 +24,7 @@ print("ok")
 ENVIRONMENTS = {
     "default": {},
     "one_thread": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+    "onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
 }
 
 

@@ -63,8 +63,8 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
     return dict(self._codec_config)
 
   def _build_codec(self) -> None:
-    """Creates every weight by running the model once on a tiny image."""
-    self(tf.zeros([1, self.downsampling, self.downsampling, 3]))
+    """Creates every weight by running the training pass once on a tiny image."""
+    self(tf.zeros([1, self.downsampling, self.downsampling, 3]), training=True)
 
   # Training ---------------------------------------------------------------
   def call(self, x: tf.Tensor, training: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:

@@ -20,7 +20,7 @@ from tfc_codecs import entropy_models
 from tfc_codecs.codecs.base import Codec
 from tfc_codecs.layers.gdn_transforms import (
     AnalysisTransform, HyperAnalysisTransform, HyperSynthesisTransform,
-    SynthesisTransform)
+    SynthesisTransform, exact_hyper_synthesis)
 
 
 class HyperpriorCodec(Codec):
@@ -51,10 +51,13 @@ class HyperpriorCodec(Codec):
     return self.synthesis(y_hat), bits + side_bits
 
   def scale_indexes(self, z_hat, training=False):
-    """Scale-table indexes for y: continuous in training, else rounded to the
-    nearest table entry (the coder would otherwise truncate them)."""
-    indexes = self.hyper_synthesis(z_hat)
-    return indexes if training else tf.round(indexes)
+    """Scale-table indexes for y: continuous in training; for coding, integer
+    indexes from the fixed-point hyper-synthesis, which every machine computes
+    identically (a float32 index that lands on the other side of a rounding
+    boundary in the decoder would desynchronize the range decoder)."""
+    if training:
+      return self.hyper_synthesis(z_hat)
+    return exact_hyper_synthesis(self.hyper_synthesis, z_hat)
 
   def freeze(self) -> None:
     tables = {f"side_{k}": v for k, v in
