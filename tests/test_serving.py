@@ -31,6 +31,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 
 from tfc_codecs import export, images
+from tfc_codecs.errors import CodecError
+from tfc_codecs.serving import model_store
 
 from conftest import CLI_SCRIPT, MODEL_DIRS, PHOTO_PATHS, REPO, subprocess_env
 
@@ -475,7 +477,48 @@ def test_client_commands(server, expected, tmp_path, run_cli):
   assert result.returncode == 1 and result.stderr.strip() == (
       f"tfc_codecs: error: {name}: server error (HTTP 404): "
       "Servable not found for request: Latest(nope)")
+  result = run_cli("client", "compress", "--server", rest, "--model_name", "standin",
+                   "--quality", "5", "--output", "q5.tfci", name, cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  assert (tmp_path / "q5.tfci").read_bytes() == b"TFCI005" + expected[name][0]
   assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve"], "give either --model_base_path or --model_config_file"),
+    (["client", "compress", "--server", "localhost", "--model_name", "m", "x.png"],
+     "--server must be HOST:PORT, not 'localhost'"),
+    (["client", "decompress", "--server", "127.0.0.1:1", "--model_name", "m", "x.tfci"],
+     "x.tfci: cannot reach 127.0.0.1:1: [Errno 111] Connection refused")])
+def test_command_line_errors(run_cli, tmp_path, args, message):
+  (tmp_path / "x.tfci").write_bytes(b"TFCI")
+  result = run_cli(*args, cwd=tmp_path)
+  assert (result.returncode, result.stderr) == (1, f"tfc_codecs: error: {message}\n")
+
+
+def test_config_file_and_version_policies(tmp_path):
+  path = tmp_path / "models.config"
+  path.write_text("""model_config_list {
+    config { name: "a" base_path: "rel/a" version_labels { key: "stable" value: 3 }
+             model_version_policy { latest { num_versions: 2 } } }
+    config { name: "b" base_path: "/b" model_platform: "tensorflow"
+             model_version_policy { specific { versions: 1 versions: 4 } } }
+  }""")
+  a, b = model_store.read_config_file(str(path))
+  assert (a.name, a.base_path, a.labels) == ("a", os.path.abspath("rel/a"), {"stable": 3})
+  assert model_store.select_versions(a.version_policy, [1, 5, 3]) == {3, 5}
+  assert model_store.select_versions(b.version_policy, [1, 2, 3]) == {1}
+  assert model_store.select_versions(None, [1, 2]) == {1, 2}
+  for text, message in [
+      ('model_config_list { config { name: "a" ', "models.config:"),
+      ('model_config_list { config { name: "a" base_path: "/a" model_platform: "torch" } }',
+       "model_platform"),
+      ('model_config_list { config { name: "a" base_path: "/a" } '
+       'config { name: "a" base_path: "/b" } }', "twice"),
+      ("", "expected a model_config_list")]:
+    path.write_text(text)
+    with pytest.raises(CodecError, match=message):
+      model_store.read_config_file(str(path))
 
 
 def test_sigterm_finishes_requests_in_flight_and_exits_0(base):

@@ -20,16 +20,14 @@ def cmd_serve(args) -> int:
   stop = queue.SimpleQueue()  # Its put() is safe in a signal handler.
   for signum in (signal.SIGTERM, signal.SIGINT):
     signal.signal(signum, lambda received, _: stop.put(received))
+  if bool(args.model_config_file) == bool(args.model_base_path):
+    raise CodecError("give either --model_base_path or --model_config_file")
   from tfc_codecs.serving import grpc_service, model_store, rest  # pylint: disable=import-outside-toplevel
   if args.model_config_file:
-    if args.model_base_path:
-      raise CodecError("give either --model_config_file or --model_base_path, not both")
     configs = model_store.read_config_file(args.model_config_file)
-  elif args.model_base_path:
+  else:
     configs = [model_store.ModelConfig(args.model_name,
                                        os.path.abspath(args.model_base_path))]
-  else:
-    raise CodecError("--model_base_path or --model_config_file is required")
   store = model_store.ModelStore(configs, args.poll_seconds)
   store.start()
   try:

@@ -179,7 +179,7 @@ def _files_state(path: str) -> tuple:
   return tuple(sorted(state))
 
 
-def _select(policy, numbers) -> set:
+def select_versions(policy, numbers) -> set:
   """The versions a ServableVersionPolicy keeps (None: all of them)."""
   kind = policy.WhichOneof("policy_choice") if policy is not None else None
   if kind == "latest":
@@ -232,7 +232,7 @@ class ModelStore:
       while True:
         loadable = [n for n in on_disk
                     if n in versions or self._failed.get(on_disk[n]) != states[n]]
-        wanted = _select(config.version_policy, loadable)
+        wanted = select_versions(config.version_policy, loadable)
         missing = sorted(wanted - set(versions))
         if not missing:
           break

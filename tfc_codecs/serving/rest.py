@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 import traceback
+import urllib.parse
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -300,7 +301,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       raise ServingError("NOT_FOUND" if not path.startswith("/v1/") else "INVALID_ARGUMENT",
                          f"Malformed request: {self.command} {path}")
     name, version, label, method, metadata = match.groups()
-    return name, int(version) if version else None, label, method, metadata
+    return (urllib.parse.unquote(name), int(version) if version else None,
+            label and urllib.parse.unquote(label), method, metadata)
 
   def _get(self, _) -> Dict[str, Any]:
     name, version, label, method, metadata = self._route()
