@@ -242,6 +242,13 @@ def test_row_and_columnar_predict(server):
   assert server.request("/v1/models/standin/labels/stable:predict", {
       "signature_name": "describe", "inputs": {"x": [[1, 2]]}}) == (
           200, {"outputs": {"doubled": [[2.0, 4.0]], "version": ["v1"]}})
+  # A chunked body (no Content-Length).
+  connection = http.client.HTTPConnection(server.rest[len("http://"):], timeout=60)
+  connection.request("POST", "/v1/models/standin:predict", body=iter([
+      b'{"signature_name": "decompress", ', b'"inputs": ["TFCI001ok"]}']))
+  reply = connection.getresponse()
+  assert (reply.status, json.loads(reply.read())) == (200, {"outputs": [b64(b"ok")]})
+  connection.close()
 
 
 def test_real_model_rest_round_trip(server, expected, photos):

@@ -120,7 +120,11 @@ def to_tensor(name: str, spec: tf.TensorSpec, value) -> tf.Tensor:
   for index, leaf in np.ndenumerate(nested):
     converted[index] = convert(leaf)
   if spec.dtype != tf.string:
-    converted = converted.astype(spec.dtype.as_numpy_dtype)
+    try:
+      converted = converted.astype(spec.dtype.as_numpy_dtype)
+    except OverflowError:
+      raise ServingError("INVALID_ARGUMENT", f"input {name}: a value is out of the "
+                         f"range of {spec.dtype.name}") from None
   return tf.constant(converted, dtype=spec.dtype)
 
 
@@ -199,7 +203,10 @@ def _predict_response(outputs: Dict[str, np.ndarray], row_format: bool) -> Dict[
   for name, array in outputs.items():
     if array.ndim == 0:
       raise ServingError("INVALID_ARGUMENT", f"Tensor name: {name} has no shape information ")
-    if array.shape[0] < 1 or (batch_size and array.shape[0] != batch_size):
+    if array.shape[0] < 1:
+      raise ServingError("INVALID_ARGUMENT", f"Tensor name: {name} has invalid batch "
+                         f"size: {array.shape[0]}")
+    if batch_size and array.shape[0] != batch_size:
       raise ServingError("INVALID_ARGUMENT", f"Tensor name: {name} has inconsistent batch "
                          f"size: {array.shape[0]} expecting: {batch_size}")
     batch_size = array.shape[0]
@@ -262,12 +269,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
     """No access log (tensorflow_model_server has none)."""
 
+  def _read_body(self) -> bytes:
+    """The request body (Content-Length or chunked); ValueError if malformed."""
+    if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+      chunks = []
+      while True:
+        size = int(self.rfile.readline().split(b";")[0], 16)
+        if size == 0:
+          while self.rfile.readline().strip():  # Trailer fields.
+            pass
+          return b"".join(chunks)
+        chunks.append(self.rfile.read(size))
+        self.rfile.readline()
+    length = int(self.headers.get("Content-Length") or 0)
+    if length < 0:
+      raise ValueError(length)
+    return self.rfile.read(length)
+
   def _respond(self, handle) -> None:
     try:
-      body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+      body = self._read_body()
     except ValueError:
       self.close_connection = True
-      self._send(400, {"error": "invalid Content-Length"})
+      self._send(400, {"error": "malformed request body framing"})
       return
     if not self.server.begin_request():
       self.close_connection = True
