@@ -42,7 +42,8 @@ EXPORT_SIGNATURES = {"serving_default", "compress_image", "decompress", "decompr
 class StandIn(tf.Module):
   """The export's signatures on a trivial "codec": a file is TFCI, the quality
   as three digits, then the PNG. Plus `describe` (two outputs, float and text)
-  and `slow` (busy for a given time, to have a request in flight)."""
+  and `slow` (creates a file, then is busy for a given time: a request in
+  flight)."""
 
   def __init__(self, tag: str):
     super().__init__()
@@ -76,9 +77,11 @@ class StandIn(tf.Module):
   def describe(self, x):
     return {"doubled": 2 * x, "version": tf.fill(tf.shape(x)[:1], self.tag)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.float64, name="seconds")])
-  def slow(self, seconds):
-    start = tf.timestamp()
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.float64, name="seconds"),
+                                tf.TensorSpec([None], tf.string, name="started_file")])
+  def slow(self, seconds, started_file):
+    with tf.control_dependencies([tf.io.write_file(started_file[0], "")]):
+      start = tf.timestamp()
     tf.while_loop(lambda i: tf.timestamp() - start < seconds[0], lambda i: i + 1, [0])
     return {"slept": seconds}
 
@@ -529,14 +532,18 @@ def test_config_file_and_version_policies(tmp_path):
 
 
 def test_sigterm_finishes_requests_in_flight_and_exits_0(base):
-  second = Server(base / "second.log", "--model_base_path", base / "standin",
+  shutil.copytree(base / "standin" / "2", base / "codec" / "1")
+  second = Server(base / "second.log", "--model_base_path", base / "codec",
                   "--model_name", "codec", "--poll_seconds", "0")
+  started_file = base / "slow_request_started"
   slow = concurrent.futures.ThreadPoolExecutor(1).submit(
-      second.request, "/v1/models/codec/versions/2:predict",
-      {"signature_name": "slow", "inputs": [1.5]})
-  time.sleep(0.5)
-  started = time.time()
+      second.request, "/v1/models/codec:predict", {
+          "signature_name": "slow", "inputs": {"seconds": [1.5],
+                                               "started_file": [str(started_file)]}})
+  deadline = time.time() + 60
+  while not started_file.exists() and time.time() < deadline:
+    time.sleep(0.05)
+  assert started_file.exists(), second.log()
   assert second.stop() == 0, second.log()
   assert slow.result() == (200, {"outputs": [1.5]})
-  assert time.time() - started < 30
   assert "SIGTERM: finishing requests in flight" in second.log()
