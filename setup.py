@@ -25,6 +25,7 @@ setuptools.setup(
         "pillow>=11.3",  # AVIF, WebP and JPEG 2000 built in.
         "matplotlib",  # R–D plots (tfc_codecs plot).
         "tqdm",  # progress bars (tfc_codecs evaluate); tensorflow-datasets needs it too.
+        "tensorflow-serving-api==2.14.1",  # tfc_codecs serve/client: TF Serving's protos and gRPC stubs.
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tfc_codecs=tfc_codecs.cli:run"]},

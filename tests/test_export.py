@@ -97,6 +97,13 @@ def test_damaged_files_fail_in_the_graph(exports, photo):
       str(MODELS["hyperprior"][0])).decompress(data))  # Still serving.
 
 
+def test_non_image_bytes_fail_with_a_clear_message(exports):
+  loaded = tf.saved_model.load(exports[1]["hyperprior"][0])
+  for bad in (b"not an image at all", b"GIF89a" + bytes(32)):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be PNG or JPEG"):
+      loaded.signatures["serving_default"](image_bytes=tf.constant([bad]))
+
+
 def test_variable_rate_export_checks_quality(exports, photo):
   exported = tfc_codecs.load(exports[1]["hyperprior-vr"][0])
   with pytest.raises(CodecError, match="quality"):

@@ -17,6 +17,7 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl.flags import argparse_flags  # pylint: disable=wrong-import-position
 
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
+from tfc_codecs.serving import commands as serving_commands  # pylint: disable=wrong-import-position
 
 PROG = "tfc_codecs"
 
@@ -360,6 +361,7 @@ def parse_args(argv):
   p.add_argument("--model_name", help="Name to serve it under (default: the model's).")
   p.add_argument("--version", type=int, help="Version number (default: the next free one).")
   p.set_defaults(handler=cmd_export)
+  serving_commands.add_parsers(subparsers)
 
   p = subparsers.add_parser(
       "evaluate", help="Rate-distortion of a codec on a folder of images.",

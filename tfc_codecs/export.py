@@ -95,7 +95,8 @@ class ExportModule(tf.Module):
     against the pixel limit before decoding."""
     is_png = tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
-    tf.debugging.Assert(is_png | is_jpeg, [tf.constant("image_bytes must be PNG or JPEG")])
+    is_image = tf.debugging.Assert(is_png | is_jpeg,
+                                   [tf.constant("image_bytes must be PNG or JPEG")])
 
     def png_size():
       values = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
@@ -103,8 +104,9 @@ class ExportModule(tf.Module):
       return tf.stack([tf.reduce_sum(values[4:8] * weights),
                        tf.reduce_sum(values[:4] * weights)])
 
-    size = tf.cond(is_png, png_size,
-                   lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64))
+    with tf.control_dependencies([is_image]):
+      size = tf.cond(is_png, png_size,
+                     lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64))
     with tf.control_dependencies([tf.debugging.Assert(
         size[0] * size[1] <= self._max_pixels,
         [tf.constant(f"image exceeds the limit of {self._max_pixels} pixels")])]):
