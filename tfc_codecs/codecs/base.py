@@ -107,15 +107,14 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   @tf.function(input_signature=[IMAGE_SPEC])
   def compress(self, image: tf.Tensor) -> tf.Tensor:
     """uint8 [H, W, 3] -> payload strings [num_payloads]."""
-    x = pad_to_multiple(tf.cast(image, tf.float32)[None], self.downsampling)
-    return self._compress_padded(x)
+    return self._compress_padded(pad_to_multiple(image[None], self.downsampling))
 
   @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
   def decompress(self, payloads: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
     """Payload strings + (height, width) -> uint8 [height, width, 3]."""
     padded_shape = -(-image_shape // self.downsampling) * self.downsampling
-    x_hat = self._decompress_padded(payloads, padded_shape)
-    return to_uint8(x_hat[0, :image_shape[0], :image_shape[1]])
+    image = self._decompress_padded(payloads, padded_shape)
+    return image[0, :image_shape[0], :image_shape[1]]
 
   @tf.function(input_signature=[IMAGE_SPEC])
   def reconstruct(self, image: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -127,8 +126,8 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
 
   @abc.abstractmethod
   def _compress_padded(self, x):
-    """[1, H, W, 3] float, H and W multiples of `downsampling` -> strings."""
+    """[1, H, W, 3] uint8, H and W multiples of `downsampling` -> strings."""
 
   @abc.abstractmethod
   def _decompress_padded(self, payloads, padded_shape):
-    """Strings -> [1, H, W, 3] float reconstruction of the padded image."""
+    """Strings -> [1, H, W, 3] uint8 reconstruction of the padded image."""

@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import entropy_models
-from tfc_codecs.codecs.base import Codec
+from tfc_codecs.codecs.base import Codec, to_uint8
 from tfc_codecs.layers.gdn_transforms import AnalysisTransform, SynthesisTransform
+from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
 
 
 class FactorizedCodec(Codec):
@@ -24,6 +25,9 @@ class FactorizedCodec(Codec):
   codec_name = "factorized"
   downsampling = 16
   num_payloads = 1
+  # Pixels; analysis and synthesis run over tiles with exact halos (see
+  # layers/tiling.py), the entropy coding is whole-image. Not part of the format.
+  tile_size = 1024
 
   def __init__(self, num_filters: int = 128, latent_filters: int = 0):
     latent_filters = latent_filters or num_filters
@@ -49,9 +53,17 @@ class FactorizedCodec(Codec):
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     self.coder = entropy_models.factorized_coder(tables, self.config["latent_filters"])
 
+  def analyze(self, x):
+    """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""
+    return tiled_analysis(self.analysis, x, self.tile_size)
+
+  def synthesize(self, y_hat):
+    """uint8 [1, H, W, 3] image of latents, tile by tile."""
+    return tiled_synthesis(self.synthesis, y_hat, self.tile_size, to_uint8, tf.uint8)
+
   def _compress_padded(self, x):
-    return self.coder.compress(self.analysis(x))
+    return self.coder.compress(self.analyze(x))
 
   def _decompress_padded(self, payloads, padded_shape):
-    y_hat = self.coder.decompress(payloads[:1], padded_shape // self.downsampling)
-    return self.synthesis(y_hat)
+    return self.synthesize(
+        self.coder.decompress(payloads[:1], padded_shape // self.downsampling))

@@ -17,10 +17,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import entropy_models
-from tfc_codecs.codecs.base import Codec
+from tfc_codecs.codecs.base import Codec, to_uint8
 from tfc_codecs.layers.gdn_transforms import (
     AnalysisTransform, HyperAnalysisTransform, HyperSynthesisTransform,
     SynthesisTransform, exact_hyper_synthesis)
+from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
 
 
 class HyperpriorCodec(Codec):
@@ -29,6 +30,9 @@ class HyperpriorCodec(Codec):
   codec_name = "hyperprior"
   downsampling = 64
   num_payloads = 2
+  # Pixels; analysis and synthesis run over tiles with exact halos (see
+  # layers/tiling.py), the entropy coding is whole-image. Not part of the format.
+  tile_size = 1024
 
   def __init__(self, num_filters: int = 128, latent_filters: int = 192, **config):
     super().__init__(num_filters=num_filters, latent_filters=latent_filters, **config)
@@ -76,8 +80,16 @@ class HyperpriorCodec(Codec):
     self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"])
     self.coder = entropy_models.scale_table_coder(tables)
 
+  def analyze(self, x):
+    """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""
+    return tiled_analysis(self.analysis, x, self.tile_size)
+
+  def synthesize(self, y_hat):
+    """uint8 [1, H, W, 3] image of latents, tile by tile."""
+    return tiled_synthesis(self.synthesis, y_hat, self.tile_size, to_uint8, tf.uint8)
+
   def _compress_padded(self, x):
-    y = self.analysis(x)
+    y = self.analyze(x)
     z = self.hyper_analysis(y)
     side_string = self.side_coder.compress(z)
     indexes = self.scale_indexes(tf.round(z))
@@ -86,4 +98,4 @@ class HyperpriorCodec(Codec):
   def _decompress_padded(self, payloads, padded_shape):
     z_hat = self.side_coder.decompress(payloads[:1], padded_shape // self.downsampling)
     y_hat = self.coder.decompress(payloads[1:2], self.scale_indexes(z_hat))
-    return self.synthesis(y_hat)
+    return self.synthesize(y_hat)

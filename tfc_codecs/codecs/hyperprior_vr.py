@@ -113,8 +113,7 @@ class VariableRateHyperpriorCodec(HyperpriorCodec):
   def compress(self, image, quality):
     """uint8 [H, W, 3] at quality 1..num_qualities -> [side, latents] strings."""
     gain, _ = self._gains(self._check_quality(quality))
-    x = pad_to_multiple(tf.cast(image, tf.float32)[None], self.downsampling)
-    y = self.analysis(x) * gain
+    y = self.analyze(pad_to_multiple(image[None], self.downsampling)) * gain
     z = self.hyper_analysis(y)
     side_string = self.side_coder.compress(z)
     indexes = self.scale_indexes(tf.round(z))
@@ -127,8 +126,7 @@ class VariableRateHyperpriorCodec(HyperpriorCodec):
     padded_shape = -(-image_shape // self.downsampling) * self.downsampling
     z_hat = self.side_coder.decompress(payloads[:1], padded_shape // self.downsampling)
     y_hat = self.coder.decompress(payloads[1:2], self.scale_indexes(z_hat))
-    x_hat = self.synthesis(y_hat * inverse)
-    return to_uint8(x_hat[0, :image_shape[0], :image_shape[1]])
+    return self.synthesize(y_hat * inverse)[0, :image_shape[0], :image_shape[1]]
 
   @tf.function(input_signature=[IMAGE_SPEC, QUALITY_SPEC])
   def reconstruct(self, image, quality):
