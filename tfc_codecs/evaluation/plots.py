@@ -15,14 +15,19 @@ from tfc_codecs.evaluation import metrics  # pylint: disable=wrong-import-positi
 
 def plot_rd(reports: Sequence[Dict], title: str = "Kodak",
             anchors: Sequence[Dict] = ()) -> bytes:
-  """PNG bytes of a two-panel R–D figure; anchors are drawn dashed."""
+  """PNG bytes of a two-panel R–D figure; anchors are drawn dashed. A curve
+  has the same color in both panels, and each panel has its own legend (some
+  anchors publish only one of the metrics)."""
   fig, (ax_psnr, ax_ssim) = plt.subplots(1, 2, figsize=(13, 5.5))
-  for report, dashed in [(r, True) for r in anchors] + [(r, False) for r in reports]:
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  curves = [(r, True) for r in anchors] + [(r, False) for r in reports]
+  for index, (report, dashed) in enumerate(curves):
     results = report["results"]
     order = sorted(range(len(results["bpp"])), key=lambda i: results["bpp"][i])
     bpp = [results["bpp"][i] for i in order]
     style = dict(linestyle="--" if dashed else "-", marker="." if dashed else "o",
-                 linewidth=1 if dashed else 2, label=report["name"])
+                 linewidth=1 if dashed else 2, label=report["name"],
+                 color=colors[index % len(colors)])
     if "psnr-rgb" in results:
       ax_psnr.plot(bpp, [results["psnr-rgb"][i] for i in order], **style)
     if "ms-ssim-rgb" in results:
@@ -33,7 +38,8 @@ def plot_rd(reports: Sequence[Dict], title: str = "Kodak",
     ax.set_xlim(0, 2)
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{title}: {label}")
-  ax_psnr.legend(fontsize=7, loc="lower right")
+    if ax.lines:
+      ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=110)
