@@ -240,18 +240,19 @@ class RnnCodec(Codec):
     grid = tf.stack(tf.meshgrid(rows, cols, indexing="ij"), axis=-1)
     return tf.tensor_scatter_nd_update(canvas, grid, tile)
 
-  def _run_encoder(self, image, iterations, raw):
-    """Payloads [iterations] and the encoder's own reconstruction (-0.5..0.5)."""
+  def _run_encoder(self, image, iterations, raw, reconstruction=False):
+    """Payloads [iterations] and, if `reconstruction`, the encoder's own
+    reconstruction (uint8). Only one tile at a time is held in float."""
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    x = pad_to_multiple(tf.cast(image, tf.float32)[None], 16)[0] / 255. - 0.5
-    padded_shape = tf.shape(x)[:2]
+    padded = pad_to_multiple(image[None], 16)[0]
+    padded_shape = tf.shape(padded)[:2]
     _, cols, num_tiles = self._tile_grid(padded_shape)
     tile_codes = tf.TensorArray(tf.int32, size=num_tiles, infer_shape=False,
                                 element_shape=tf.TensorShape([None, None]))
-    canvas = tf.zeros_like(x)
+    canvas = tf.zeros_like(padded) if reconstruction else tf.zeros([0, 0, 3], tf.uint8)
     for index in tf.range(num_tiles):
       top, left, tile_h, tile_w = self._tile_box(index, cols, padded_shape)
-      tile = x[None, top:top + tile_h, left:left + tile_w]
+      tile = tf.cast(padded[None, top:top + tile_h, left:left + tile_w], tf.float32) / 255. - 0.5
       encoder_states, decoder_states = self._zero_states(tile)
       x_hat = tf.zeros_like(tile)
       codes_t = tf.TensorArray(tf.int32, size=iterations)
@@ -260,7 +261,8 @@ class RnnCodec(Codec):
         x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
         codes_t = codes_t.write(t, tf.reshape(tf.cast(codes > 0, tf.int32), [-1]))
       tile_codes = tile_codes.write(index, tf.transpose(codes_t.stack()))
-      canvas = self._paste(canvas, x_hat[0], top, left)
+      if reconstruction:
+        canvas = self._paste(canvas, to_uint8((x_hat[0] + 0.5) * 255.), top, left)
     codes01 = tf.transpose(tile_codes.concat())  # [iterations, all tiles' codes]
     strings = tf.TensorArray(tf.string, size=iterations)
     previous = tf.zeros_like(codes01[0])
@@ -289,10 +291,10 @@ class RnnCodec(Codec):
   @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
   def reconstruct(self, image, iterations):
     """The encoder's own reconstruction after `iterations`, and its code bits."""
-    x_hat = self._run_encoder(image, iterations, raw=True)[1]
+    x_hat = self._run_encoder(image, iterations, raw=True, reconstruction=True)[1]
     padded = -(-tf.shape(image)[:2] // 16)
     bits = tf.cast(iterations * self.bits * tf.reduce_prod(padded), tf.float32)
-    return to_uint8((x_hat + 0.5) * 255.), bits
+    return x_hat, bits
 
   def _run_decoder(self, payloads, image_shape, raw):
     padded_shape = -(-image_shape // 16) * 16
@@ -313,7 +315,7 @@ class RnnCodec(Codec):
       codes_t = codes_t.write(t, codes01)
       previous = codes01
     codes01 = codes_t.stack()  # [iterations, all tiles' codes]
-    canvas = tf.zeros(tf.concat([padded_shape, [3]], 0))
+    canvas = tf.zeros(tf.concat([padded_shape, [3]], 0), tf.uint8)
     offset = 0
     for index in tf.range(num_tiles):
       top, left, tile_h, tile_w = self._tile_box(index, cols, padded_shape)
@@ -325,9 +327,9 @@ class RnnCodec(Codec):
       for t in tf.range(iterations):
         codes = 2. * tf.cast(tile_codes[t], tf.float32) - 1.
         x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
-      canvas = self._paste(canvas, x_hat[0], top, left)
+      canvas = self._paste(canvas, to_uint8((x_hat[0] + 0.5) * 255.), top, left)
       offset += size
-    return to_uint8((canvas[:image_shape[0], :image_shape[1]] + 0.5) * 255.)
+    return canvas[:image_shape[0], :image_shape[1]]
 
   @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
   def decompress(self, payloads, image_shape):
