@@ -15,12 +15,13 @@ The decoder child also reports PSNR of the seam regions (pixels within
 `--seam` of a tile boundary, every 1024 pixels) against the rest of the image
 and against equally wide control bands through the middle of the tiles.
 
-Models: `hyperprior` is the shipped default model; `hyperprior-vr` is the
-shipped hyperprior's weights in the variable-rate codec (gains untrained: the
-default quality's gain is exactly 1, so it codes like the hyperprior);
-`factorized` and `rnn` have no shipped model and use the default
-architecture with random weights (memory and time do not depend on the
-weights; their PSNR is meaningless). rnn codes 1 iteration by default.
+Models: `hyperprior-vr` is the shipped default model (`tfc_codecs.load(
+"hyperprior")`, a variable-rate hyperprior) at its default quality;
+`hyperprior` is the fixed-rate codec with that model's transforms and entropy
+models (no gains: its reference quality); `factorized` and `rnn` have no
+shipped model and use the default architecture with random weights (memory
+and time do not depend on the weights; their PSNR is meaningless). rnn codes
+1 iteration by default.
 
 With --check_tile_size T the Ballé codecs also compress and decompress with
 T-pixel tiles (after the peak memory was recorded) and report whether the
@@ -79,14 +80,18 @@ def make_image(height: int, width: int, path: str) -> None:
 def build_model(codec_name: str, model_path: str) -> None:
   """Writes the benchmark's model for `codec_name` to `model_path`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from tfc_codecs import api, model_dir, registry, training  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import api, model_dir, registry  # pylint: disable=import-outside-toplevel
   tf.keras.utils.set_random_seed(0)
   cls = registry.codec_class(codec_name)
-  if codec_name == "hyperprior-vr":
+  if codec_name == "hyperprior":
     source = api.load("hyperprior").net
-    net = cls(**source.config)
-    training._copy_weights(source, net, "hyperprior")  # pylint: disable=protected-access
-    provenance = {"benchmark": "shipped hyperprior weights, untrained gains"}
+    net = cls(num_filters=source.config["num_filters"],
+              latent_filters=source.config["latent_filters"])
+    weights = [w for w in source.trainable_weights if "gain" not in w.name]
+    assert [w.shape for w in weights] == [w.shape for w in net.trainable_weights]
+    for s, t in zip(weights, net.trainable_weights):
+      t.assign(s)
+    provenance = {"benchmark": "the shipped model's weights without its gains"}
   else:
     net = cls()
     provenance = {"benchmark": "random weights"}
@@ -98,7 +103,7 @@ def build_model(codec_name: str, model_path: str) -> None:
 def load_codec(args, tile_size=None):
   import tfc_codecs  # pylint: disable=import-outside-toplevel
   from tfc_codecs import api, model_dir  # pylint: disable=import-outside-toplevel
-  if args.codec == "hyperprior":
+  if args.codec == "hyperprior-vr":
     path = tfc_codecs.load("hyperprior").source
   else:
     path = os.path.join(args.workdir, f"{args.codec}_model")
@@ -223,11 +228,11 @@ def main():
   with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
     make_image(args.height, args.width, os.path.join(workdir, "image.npy"))
     for codec in codecs:
-      if codec != "hyperprior":
+      if codec != "hyperprior-vr":
         run_child("build", codec, args, workdir)
       entry = dict(command=" ".join(["python", "benchmarks/huge_image.py"] + sys.argv[1:]),
-                   model={"hyperprior": "shipped hyperprior (q3)",
-                          "hyperprior-vr": "shipped hyperprior weights, untrained gains, default quality",
+                   model={"hyperprior-vr": "shipped default model (hyperprior/vr), default quality",
+                          "hyperprior": "fixed-rate codec, shipped hyperprior/vr weights without gains",
                           }.get(codec, "random weights, default architecture"))
       if codec == "rnn":
         entry["iterations"] = args.rnn_iterations
