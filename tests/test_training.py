@@ -25,3 +25,24 @@ def test_init_from_starts_at_the_given_model(tmp_path):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6)
   image = np.asarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3)), np.uint8)
   assert tuned.decompress(tuned.compress(image)).shape == image.shape
+
+
+def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
+  """A resumed run continues from its checkpoint even if --init_from now
+  resolves to a different model (e.g. the shipped model was replaced), and a
+  resume that names no model options takes the stored ones."""
+  run = str(tmp_path / "run")
+  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+                batch_size=2, learning_rate=1e-4, log_every=1, printer=lambda _: None)
+  training.train("factorized", 0.01, run, max_steps=1, init_from=TINY_FACTORIZED, **common)
+  first = tfc_codecs.load(os.path.join(run, "model"))
+  messages = []
+  out = training.train("factorized", 0.01, run, max_steps=2,
+                       init_from=str(tmp_path / "no such model"),
+                       **dict(common, printer=messages.append))
+  assert any("resuming" in m for m in messages), messages
+  assert tfc_codecs.load(out).net.config == first.net.config
+  out = training.train("factorized", 0.01, run, max_steps=3, **common)
+  resumed = tfc_codecs.load(out)
+  assert resumed.meta["provenance"]["steps"] == 3
+  assert resumed.net.config == first.net.config

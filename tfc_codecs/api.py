@@ -123,7 +123,7 @@ class ImageCodec:
     return image.numpy()
 
 
-_cache: Dict[str, ImageCodec] = {}
+_cache: Dict[tuple, ImageCodec] = {}
 
 
 def load(name_or_path: Optional[str] = None,
@@ -134,10 +134,24 @@ def load(name_or_path: Optional[str] = None,
   if name_or_path and export.is_export(name_or_path):
     return export.ExportedCodec(name_or_path)
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
-  if path not in _cache:
+  key = _cache_key(path)
+  if key not in _cache:
     net, meta = model_dir.load(path)
-    _cache[path] = ImageCodec(net, meta, path, zoo.quality_of(path))
-  return _cache[path]
+    _cache[key] = ImageCodec(net, meta, path, zoo.quality_of(path))
+  return _cache[key]
+
+
+def _cache_key(path: str):
+  """A model directory and the state of its files: a model rewritten in place
+  (e.g. a training run exported again) is loaded afresh."""
+  stamps = []
+  for name in ("model.json", "weights.npz"):
+    try:
+      info = os.stat(os.path.join(path, name))
+      stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+    except OSError:
+      stamps.append(None)  # model_dir.load reports the missing file.
+  return path, tuple(stamps)
 
 
 def load_for(data: bytes, name_or_path: Optional[str] = None) -> ImageCodec:

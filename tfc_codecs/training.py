@@ -35,11 +35,14 @@ def _lr_at(step: int, max_steps: int, base: float, decay_start: float) -> float:
 
 
 def _fixed_config(train_dir: str, config: Dict[str, Any]) -> Dict[str, Any]:
-  """Stores the run's model config at the first start; checks it on resume."""
+  """Stores the run's model config at the first start; checks it on resume
+  (a resume that names no model options takes the stored ones)."""
   path = os.path.join(train_dir, "train_config.json")
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
+    if not config["model_config"]:
+      config = dict(config, model_config=stored.get("model_config", {}))
     if stored != config:
       raise CodecError(
           f"{train_dir} holds a run with a different model ({stored}); "
@@ -102,7 +105,10 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     tf.random.set_seed(seed)
 
   init_codec = None
-  if init_from:
+  if init_from and tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")):
+    printer(f"{train_dir} holds a checkpoint: resuming it "
+            "(--init_from applies to new runs only)")
+  elif init_from:
     from tfc_codecs import api  # pylint: disable=import-outside-toplevel
     init_codec = api.load(init_from).net
     model_config = {**_inherited_config(init_codec, cls), **(model_config or {})}
