@@ -222,6 +222,9 @@ class RestServer(http.server.ThreadingHTTPServer):
   requests in flight."""
 
   daemon_threads = True  # Idle keep-alive connections do not delay shutdown.
+  # socketserver's listen backlog is 5: a burst of clients connecting at once
+  # overflowed it and got their connections reset.
+  request_queue_size = socket.SOMAXCONN
 
   def __init__(self, address: Tuple[str, int], store: ModelStore):
     self.address_family = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)[0][0]
