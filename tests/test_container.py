@@ -79,17 +79,27 @@ def test_quality_roundtrip(quality):
     container.serialize(make_stream(quality=256))
 
 
+def _version_1_file(coder, payloads):
+  header = (b"TFCI" + bytes([1, coder, 10]) + b"hyperprior"
+            + struct.pack(">8sIIH", FINGERPRINT, 96, 128, len(payloads)))
+  return header + struct.pack(">I", zlib.crc32(header)) + b"".join(
+      struct.pack(">I", len(p)) + p + struct.pack(">I", zlib.crc32(p)) for p in payloads)
+
+
 def test_version_1_files_are_still_read():
   """Version 1 had no quality byte and CRC-32 checksums; its files parse with
   quality 0."""
   payloads = (b"side", b"latents")
-  header = (b"TFCI" + bytes([1, container.CODER_RANGE, 10]) + b"hyperprior"
-            + struct.pack(">8sIIH", FINGERPRINT, 96, 128, len(payloads)))
-  data = header + struct.pack(">I", zlib.crc32(header)) + b"".join(
-      struct.pack(">I", len(p)) + p + struct.pack(">I", zlib.crc32(p)) for p in payloads)
+  data = _version_1_file(container.CODER_RAW, payloads)
   stream = container.parse(data, 1 << 20)
   assert (stream.version, stream.quality, stream.payloads) == (1, 0, payloads)
   assert stream.header_bytes() + sum(map(len, payloads)) == len(data)
+
+
+def test_overflow_coded_files_are_refused():
+  """Coder 1 (TFC's in-place overflow codes) can hang its decoder: refused."""
+  with pytest.raises(CodecError, match="tfc_codecs < 0.2"):
+    container.parse(_version_1_file(container.CODER_OVERFLOW, (b"side", b"y")), 1 << 20)
 
 
 def test_real_file_parses(codec, real_files, photo):

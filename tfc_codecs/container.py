@@ -3,7 +3,8 @@
 Layout (big-endian):
     magic        4 bytes   b"TFCI"
     version      u8        FORMAT_VERSION
-    coder        u8        coder of the payloads (1: TFC range coder, 2: raw bits)
+    coder        u8        coder of the payloads (3: range coder with an escape
+                           section, see range_coding.py; 2: raw bits)
     name_length  u8        1..MAX_NAME
     codec        bytes     codec name, ASCII
     fingerprint  8 bytes   hash of the model's weights and tables
@@ -16,7 +17,9 @@ Layout (big-endian):
 
 Checksums are zlib's Adler-32, which stock TensorFlow ops compute exactly
 (`graph_container`), so an exported SavedModel writes byte-identical files.
-Version 1 files (no quality byte, CRC-32 checksums) are still read.
+Version 1 files (no quality byte, CRC-32 checksums) are still read. Coder 1
+(TFC's in-place overflow coding, tfc_codecs before 0.2) is refused: its
+decoder can loop forever on a corrupt payload.
 
 Each payload carries its own checksum, so a file cut at a payload boundary is
 recognizable as such: progressive codecs decode the payloads that arrived
@@ -35,9 +38,10 @@ from tfc_codecs.errors import CodecError
 MAGIC = b"TFCI"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-CODER_RANGE = 1
+CODER_OVERFLOW = 1  # No longer decoded.
 CODER_RAW = 2
-CODER_NAMES = {CODER_RANGE: "tfc-range-coder", CODER_RAW: "raw-bits"}
+CODER_RANGE = 3
+CODER_NAMES = {CODER_RANGE: "range-coder+escapes", CODER_RAW: "raw-bits"}
 MAX_NAME = 32
 MAX_PAYLOADS = 1024
 MAX_SIDE = 1 << 16
@@ -120,6 +124,9 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
   checksum = _CHECKSUM[version]
   if _U32.unpack_from(data, offset)[0] != checksum(data[:offset]):
     raise CodecError("corrupt header (checksum mismatch)")
+  if coder == CODER_OVERFLOW:
+    raise CodecError("file made by tfc_codecs < 0.2 (overflow-coded payloads, no "
+                     "longer decoded): decode it with tfc_codecs 0.1 and compress again")
   if coder not in CODER_NAMES:
     raise CodecError(f"unknown entropy coder id {coder} in header")
   try:

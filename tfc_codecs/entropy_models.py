@@ -3,7 +3,9 @@
 Training uses tensorflow-compression's noisy entropy models (uniform noise as
 the quantization proxy). For coding, the integer range-coding tables are
 computed once (`*_tables`) and stored with the weights; coders are rebuilt
-from those stored integers, so encoder and decoder never recompute them.
+from those stored integers, so encoder and decoder never recompute them, and
+code with `range_coding.RangeCoder` (TFC's range coder with a bounded escape
+section instead of TFC's overflow loop).
 Quantization is plain rounding (no offset heuristic), so the model's own
 quantized forward pass and the range-coded path see identical latents.
 """
@@ -13,6 +15,8 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
+
+from tfc_codecs.range_coding import RangeCoder
 
 SCALE_MIN = 0.11
 SCALE_MAX = 256.
@@ -44,14 +48,32 @@ def factorized_tables(prior: tfc.NoisyDeepFactorized) -> Dict[str, np.ndarray]:
   return dict(cdf=cdf.numpy(), cdf_offset=cdf_offset.numpy())
 
 
-def factorized_coder(tables: Dict[str, np.ndarray],
-                     channels: int) -> tfc.ContinuousBatchedEntropyModel:
+class FactorizedCoder(tf.Module):
+  """Range codes latents [1, h, w, C] with one stored table per channel."""
+
+  def __init__(self, tables: Dict[str, np.ndarray], channels: int):
+    super().__init__(name="factorized_coder")
+    self.range_coder = RangeCoder(tables["cdf"], tables["cdf_offset"])
+    self.channels = channels
+
+  def _indexes(self, spatial_shape):
+    return tf.broadcast_to(tf.range(self.channels),
+                           tf.concat([[1], spatial_shape, [self.channels]], 0))
+
+  def compress(self, y: tf.Tensor) -> tf.Tensor:
+    """Latents [1, h, w, C] -> string [1]."""
+    values = tf.cast(tf.round(y), tf.int32)
+    return self.range_coder.encode(values, self._indexes(tf.shape(y)[1:3]))[None]
+
+  def decompress(self, strings: tf.Tensor, spatial_shape: tf.Tensor) -> tf.Tensor:
+    """String [1] and [h, w] -> quantized latents [1, h, w, C]."""
+    values = self.range_coder.decode(strings[0], self._indexes(spatial_shape))
+    return tf.cast(values, tf.float32)
+
+
+def factorized_coder(tables: Dict[str, np.ndarray], channels: int) -> FactorizedCoder:
   """A range coder for a factorized prior, from stored tables."""
-  return tfc.ContinuousBatchedEntropyModel(
-      prior_shape=[channels], coding_rank=3, compression=True,
-      cdf=tf.constant(tables["cdf"], tf.int32),
-      cdf_offset=tf.constant(tables["cdf_offset"], tf.int32),
-      offset_heuristic=False, decode_sanity_check=True)
+  return FactorizedCoder(tables, channels)
 
 
 def _scale_fn(index):
@@ -72,8 +94,29 @@ def scale_table_tables() -> Dict[str, np.ndarray]:
   return dict(cdf=model.cdf.numpy(), cdf_offset=model.cdf_offset.numpy())
 
 
-def scale_table_coder(tables: Dict[str, np.ndarray]) -> tfc.LocationScaleIndexedEntropyModel:
-  """A range coder for the scale table, with the stored tables installed."""
-  model = scale_table_model(compression=True)
-  model.set_weights([tables["cdf"], tables["cdf_offset"]])
-  return model
+class ScaleTableCoder(tf.Module):
+  """Range codes latents with a zero-mean Gaussian picked per element from
+  the scale table by an integer index."""
+
+  def __init__(self, tables: Dict[str, np.ndarray]):
+    super().__init__(name="scale_table_coder")
+    self.range_coder = RangeCoder(tables["cdf"], tables["cdf_offset"])
+
+  @staticmethod
+  def _indexes(indexes):
+    return tf.cast(tf.clip_by_value(indexes, 0, NUM_SCALES - 1), tf.int32)
+
+  def compress(self, y: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
+    """Latents and their scale indexes (same shape) -> string [1]."""
+    values = tf.cast(tf.round(y), tf.int32)
+    return self.range_coder.encode(values, self._indexes(indexes))[None]
+
+  def decompress(self, strings: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
+    """String [1] and scale indexes -> quantized latents of their shape."""
+    values = self.range_coder.decode(strings[0], self._indexes(indexes))
+    return tf.cast(values, tf.float32)
+
+
+def scale_table_coder(tables: Dict[str, np.ndarray]) -> ScaleTableCoder:
+  """A range coder for the scale table, from stored tables."""
+  return ScaleTableCoder(tables)

@@ -48,7 +48,8 @@ class FactorizedCodec(Codec):
     self.set_entropy_tables(entropy_models.factorized_tables(self.prior))
 
   def entropy_tables(self) -> Dict[str, np.ndarray]:
-    return dict(cdf=self.coder.cdf.numpy(), cdf_offset=self.coder.cdf_offset.numpy())
+    coder = self.coder.range_coder
+    return dict(cdf=coder.cdf, cdf_offset=coder.cdf_offset)
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     self.coder = entropy_models.factorized_coder(tables, self.config["latent_filters"])

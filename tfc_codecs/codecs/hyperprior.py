@@ -70,10 +70,9 @@ class HyperpriorCodec(Codec):
     self.set_entropy_tables(tables)
 
   def entropy_tables(self) -> Dict[str, np.ndarray]:
-    return dict(side_cdf=self.side_coder.cdf.numpy(),
-                side_cdf_offset=self.side_coder.cdf_offset.numpy(),
-                cdf=self.coder.cdf.numpy(),
-                cdf_offset=self.coder.cdf_offset.numpy())
+    side, main = self.side_coder.range_coder, self.coder.range_coder
+    return dict(side_cdf=side.cdf, side_cdf_offset=side.cdf_offset,
+                cdf=main.cdf, cdf_offset=main.cdf_offset)
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     side = dict(cdf=tables["side_cdf"], cdf_offset=tables["side_cdf_offset"])

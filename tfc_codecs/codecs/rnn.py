@@ -29,6 +29,7 @@ from tensorflow_compression.python.ops import gen_ops
 from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
+from tfc_codecs.range_coding import RangeCoder
 
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
 PRECISION = 16  # Range-coder precision for the binary tables.
@@ -101,6 +102,7 @@ class RnnCodec(Codec):
         name="log_gains", shape=[max_iterations], initializer="zeros",
         trainable=reconstruction == "scaled")
     self.cdf = None
+    self.range_coder = None
     self._build_codec()
 
   # The recurrence -------------------------------------------------------
@@ -204,6 +206,7 @@ class RnnCodec(Codec):
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     self.cdf = tf.constant(tables["cdf"], tf.int32)
+    self.range_coder = RangeCoder(tables["cdf"])
 
   @property
   def coder(self):
@@ -270,10 +273,7 @@ class RnnCodec(Codec):
       if raw:
         string = pack_bits(codes01[t])
       else:
-        handle = gen_ops.create_range_encoder([], self.cdf)
-        handle = gen_ops.entropy_encode_index(
-            handle, self._code_context(t, previous), codes01[t])
-        string = gen_ops.entropy_encode_finalize(handle)
+        string = self.range_coder.encode(codes01[t], self._code_context(t, previous))
       strings = strings.write(t, string)
       previous = codes01[t]
     return strings.stack(), canvas[:height, :width]
@@ -307,11 +307,9 @@ class RnnCodec(Codec):
       if raw:
         codes01 = unpack_bits(payloads[t], [count])
       else:
-        index = self._code_context(t, previous)
-        handle = gen_ops.create_range_decoder(payloads[t], self.cdf)
-        handle, codes01 = gen_ops.entropy_decode_index(handle, index, [count], tf.int32)
-        tf.debugging.assert_equal(gen_ops.entropy_decode_finalize(handle), True,
-                                  message="range decoder sanity check failed")
+        # A corrupt payload may decode escapes: keep the codes binary.
+        codes01 = tf.clip_by_value(self.range_coder.decode(
+            payloads[t], self._code_context(t, previous)), 0, 1)
       codes_t = codes_t.write(t, codes01)
       previous = codes01
     codes01 = codes_t.stack()  # [iterations, all tiles' codes]
