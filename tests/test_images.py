@@ -4,6 +4,8 @@ quickly with a CodecError."""
 import io
 import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
@@ -166,6 +168,16 @@ def png_claiming(width: int, height: int) -> bytes:
           + png_chunk(b"IEND", b""))
 
 
+def jpeg_claiming(width: int, height: int) -> bytes:
+  """A small JPEG whose frame header (SOF0) claims width x height."""
+  buffer = io.BytesIO()
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, format="JPEG")
+  data = bytearray(buffer.getvalue())
+  sof = data.index(b"\xff\xc0")
+  data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+  return bytes(data)
+
+
 def bad_inputs(tmp_path):
   photo = Image.fromarray(RNG.randint(0, 256, (64, 64, 3), dtype=np.uint8))
   buffer = io.BytesIO()
@@ -178,6 +190,7 @@ def bad_inputs(tmp_path):
       "header_only.png": png[:40],
       "bomb.png": png_claiming(100000, 100000),
       "just_over_limit.png": png_claiming(6000, 6000),
+      "jpeg_bomb.jpg": jpeg_claiming(60000, 60000),
   }
   paths = {}
   for name, data in files.items():
@@ -186,6 +199,9 @@ def bad_inputs(tmp_path):
   (tmp_path / "folder.png").mkdir()
   paths["folder.png"] = str(tmp_path / "folder.png")
   paths["missing.png"] = str(tmp_path / "missing.png")
+  os.mkfifo(tmp_path / "fifo.png")  # Opening it for reading would block.
+  paths["fifo.png"] = str(tmp_path / "fifo.png")
+  paths["under_a_file.png"] = str(tmp_path / "text.png" / "x.png")
   return paths
 
 
@@ -198,6 +214,9 @@ EXPECTED_MESSAGES = {
     "just_over_limit.png": "too large",
     "folder.png": "directory",
     "missing.png": "no such file",
+    "jpeg_bomb.jpg": "too large",
+    "fifo.png": "not a regular file",
+    "under_a_file.png": "Not a directory",
 }
 
 
@@ -211,6 +230,34 @@ def test_bad_inputs_fail_quickly(tmp_path, name):
   message = str(info.value)
   assert EXPECTED_MESSAGES[name] in message and "\n" not in message
   assert path in message  # Says which file.
+
+
+def test_devices_and_oversized_files_are_refused_unread(tmp_path):
+  with pytest.raises(CodecError, match="not a regular file"):
+    images.read_image("/dev/zero")  # Would never end.
+  path = tmp_path / "big.png"
+  path.write_bytes(b"\0" * 1000)
+  with pytest.raises(CodecError, match="larger than the limit of 999 bytes"):
+    images.read_bytes(str(path), max_bytes=999)
+  assert len(images.read_bytes(str(path), max_bytes=1000)) == 1000
+
+
+def test_bad_inputs_do_not_allocate(tmp_path):
+  """Refusing every bad input (bombs included) keeps the process small."""
+  paths = bad_inputs(tmp_path)
+  script = (
+      "import sys\n"
+      "from tfc_codecs import images\n"
+      "from tfc_codecs.errors import CodecError\n"
+      "for path in sys.argv[1:]:\n"
+      "  try:\n"
+      "    images.read_image(path)\n"
+      "  except CodecError:\n"
+      "    pass\n"
+      "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n")
+  result = subprocess.run([sys.executable, "-c", script, *paths.values()],
+                          capture_output=True, text=True, timeout=120, check=True)
+  assert int(result.stdout.split()[-1]) < 300 * 1024  # Peak RSS in KiB.
 
 
 def test_bomb_is_tiny_on_disk(tmp_path):

@@ -7,6 +7,7 @@ explicit and returned as a note for the user.
 import glob
 import io
 import os
+import stat
 import warnings
 from typing import List, Tuple
 
@@ -20,6 +21,7 @@ from tfc_codecs.errors import CodecError
 # hyperprior peaks at 16.7 GB resident for a 4000x3000 image
 # (benchmarks/results/speed_memory.md), so larger images would not fit in 24 GiB.
 MAX_PIXELS = 12 << 20
+MAX_FILE_BYTES = 1 << 30  # Larger inputs are refused before reading.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
 
 
@@ -130,13 +132,21 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> Tuple[np.ndarray, Lis
   return decode_image(read_bytes(path), path, max_pixels)
 
 
-def read_bytes(path: str) -> bytes:
-  """The bytes of a regular file, or a one-line CodecError."""
-  if os.path.isdir(path):
-    raise CodecError(f"{path} is a directory")
+def read_bytes(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+  """The bytes of a regular file, or a one-line CodecError. Devices, pipes
+  and sockets are refused (they can block or never end), as are files over
+  `max_bytes`."""
   try:
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+      raise CodecError(f"{path} is a directory")
+    if not stat.S_ISREG(mode):
+      raise CodecError(f"{path} is not a regular file")
     with open(path, "rb") as f:
-      return f.read()
+      data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+      raise CodecError(f"{path} is larger than the limit of {max_bytes} bytes")
+    return data
   except FileNotFoundError:
     raise CodecError(f"{path}: no such file") from None
   except OSError as e:
