@@ -88,3 +88,21 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
   with pytest.raises(CodecError, match="No space left"):
     fileio.atomic_write(str(path), b"data")
   assert not path.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="Linux O_TMPFILE only")
+def test_nothing_is_visible_before_the_data_is_complete(tmp_path, monkeypatch):
+  """The data is written to an unnamed file, so a process killed mid-write
+  (SIGKILL: no cleanup runs) leaves no partial or temporary file behind."""
+  seen, real_fsync = [], os.fsync
+
+  def spy(fd):
+    seen.append(sorted(os.listdir(tmp_path)))
+    real_fsync(fd)
+
+  monkeypatch.setattr(os, "fsync", spy)
+  path = tmp_path / "out.tfci"
+  fileio.atomic_write(str(path), b"data")
+  fileio.atomic_write(str(path), b"new data", overwrite=True)
+  assert seen == [[], ["out.tfci"]]
+  assert path.read_bytes() == b"new data" and leftovers(tmp_path) == []

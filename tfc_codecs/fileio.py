@@ -1,5 +1,12 @@
-"""Atomic, non-clobbering file writes."""
+"""Atomic, non-clobbering file writes.
 
+Data goes to an unnamed file in the output's directory (Linux O_TMPFILE),
+which is linked into place only when complete, so a process killed at any
+moment (even SIGKILL) leaves neither a partial output nor a temporary file.
+Where O_TMPFILE is missing, a named `.tmp-*` file is used instead.
+"""
+
+import errno
 import os
 import tempfile
 
@@ -21,6 +28,8 @@ def atomic_write(path: str, data: bytes, overwrite: bool = False) -> None:
   """Writes `data` to a temporary file next to `path`, then renames it."""
   check_writable(path, overwrite)
   parent = os.path.dirname(os.path.abspath(path))
+  if _write_unnamed(parent, path, data, overwrite):
+    return
   try:
     fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=parent)
   except OSError as e:
@@ -46,6 +55,54 @@ def atomic_write(path: str, data: bytes, overwrite: bool = False) -> None:
     if os.path.exists(temp):
       os.unlink(temp)
     raise
+
+
+_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT,
+                errno.EPERM, errno.EXDEV)
+
+
+def _write_unnamed(parent: str, path: str, data: bytes, overwrite: bool) -> bool:
+  """atomic_write through an O_TMPFILE file; False if the platform or file
+  system cannot (no O_TMPFILE, no /proc, no hard links)."""
+  flag = getattr(os, "O_TMPFILE", 0)
+  if not flag:
+    return False
+  try:
+    fd = os.open(parent, flag | os.O_WRONLY, 0o644 & ~_umask())
+  except OSError as e:
+    if e.errno in _UNSUPPORTED:
+      return False
+    raise CodecError(f"cannot write {path}: {e.strerror}") from None
+  temp = None
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+      if overwrite:
+        temp = os.path.join(parent, f".tmp-{os.getpid()}-{id(data):x}")
+      _link_fd(f.fileno(), temp or path)  # Never clobbers.
+    if temp:
+      os.replace(temp, path)
+    return True
+  except FileExistsError:
+    raise CodecError(f"output {path} exists (use --overwrite to replace it)") from None
+  except OSError as e:
+    if temp and os.path.lexists(temp):
+      os.unlink(temp)
+    if e.errno in _UNSUPPORTED:
+      return False
+    raise CodecError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _link_fd(fd: int, path: str) -> None:
+  """Gives the unnamed file `fd` the name `path` (linkat, following
+  /proc/self/fd/N; a src_dir_fd makes Python call linkat, not link)."""
+  fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+  try:
+    os.link(str(fd), path, src_dir_fd=fds, follow_symlinks=True)
+  finally:
+    os.close(fds)
 
 
 def _move_new(temp: str, path: str) -> None:
