@@ -174,8 +174,10 @@ def test_unknown_version_and_coder():
 
 def test_corrupt_header_fields():
   data = container.serialize(make_stream())
-  with pytest.raises(CodecError, match="ASCII"):
-    container.parse(with_header(data, 7, b"\xffyperprior", "hyperprior"), 1 << 20)
+  for bad_name in (b"\xffyperprior", b"hyper\nprior", b"hyper prior", b"hyper\x00prio"):
+    with pytest.raises(CodecError, match="ASCII") as error:
+      container.parse(with_header(data, 7, bad_name, "hyperprior"), 1 << 20)
+    assert "\n" not in str(error.value)
   with pytest.raises(CodecError, match="payloads"):
     container.parse(with_header(data, 33, struct.pack(">H", 5000), "hyperprior"),
                     1 << 20)

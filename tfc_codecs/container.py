@@ -6,7 +6,7 @@ Layout (big-endian):
     coder        u8        coder of the payloads (3: range coder with an escape
                            section, see range_coding.py; 2: raw bits)
     name_length  u8        1..MAX_NAME
-    codec        bytes     codec name, ASCII
+    codec        bytes     codec name: ASCII letters, digits, '.', '_', '-'
     fingerprint  8 bytes   hash of the model's weights and tables
     height       u32
     width        u32
@@ -31,6 +31,7 @@ file fails with a one-line `CodecError` and no large allocation.
 import dataclasses
 import struct
 import zlib
+import re
 from typing import List, Tuple
 
 from tfc_codecs.errors import CodecError
@@ -38,6 +39,7 @@ from tfc_codecs.errors import CodecError
 MAGIC = b"TFCI"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+CODEC_NAME = re.compile(rb"[A-Za-z0-9._-]+")  # Printable: error messages quote it.
 CODER_OVERFLOW = 1  # No longer decoded.
 CODER_RAW = 2
 CODER_RANGE = 3
@@ -80,8 +82,8 @@ class Bitstream:
 def serialize(stream: Bitstream) -> bytes:
   """The file bytes of `stream`."""
   name = stream.codec.encode("ascii")
-  if not 1 <= len(name) <= MAX_NAME:
-    raise ValueError(f"codec name must have 1..{MAX_NAME} characters")
+  if not 1 <= len(name) <= MAX_NAME or not CODEC_NAME.fullmatch(name):
+    raise ValueError(f"codec name must be 1..{MAX_NAME} of [A-Za-z0-9._-]")
   if len(stream.fingerprint) != 8:
     raise ValueError("fingerprint must be 8 bytes")
   if len(stream.payloads) > MAX_PAYLOADS:
@@ -129,10 +131,10 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
                      "longer decoded): decode it with tfc_codecs 0.1 and compress again")
   if coder not in CODER_NAMES:
     raise CodecError(f"unknown entropy coder id {coder} in header")
-  try:
-    codec = bytes(data[_FIXED.size:_FIXED.size + name_length]).decode("ascii")
-  except UnicodeDecodeError:
-    raise CodecError("corrupt header (codec name is not ASCII)") from None
+  name = bytes(data[_FIXED.size:_FIXED.size + name_length])
+  if not CODEC_NAME.fullmatch(name):
+    raise CodecError("corrupt header (codec name is not ASCII letters, digits, '.', '_', '-')")
+  codec = name.decode("ascii")
   fingerprint, height, width, count, *quality = size.unpack_from(
       data, _FIXED.size + name_length)
   if not (1 <= height < MAX_SIDE and 1 <= width < MAX_SIDE):
