@@ -123,6 +123,20 @@ class ImageCodec:
     return image.numpy()
 
 
+  def decompress_steps(self, data: bytes) -> np.ndarray:
+    """A progressive codec's image after each iteration of a range-coded file,
+    uint8 [K, H, W, 3]: step k equals `decompress(data, iterations=k)`."""
+    stream = self.parse(data)
+    if not self.progressive or stream.coder != container.CODER_RANGE:
+      raise CodecError("decompress_steps needs a range-coded file of a progressive codec")
+    try:
+      steps = self.net.decompress_steps(tf.constant(stream.payloads, tf.string),
+                                        tf.constant([stream.height, stream.width], tf.int32))
+    except tf.errors.OpError as e:
+      raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
+    return steps.numpy()
+
+
 _cache: Dict[tuple, ImageCodec] = {}
 
 
