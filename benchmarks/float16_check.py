@@ -1,10 +1,11 @@
 """Does storing weights as float16 cost quality? Compares a run's float32
 checkpoint with its shipped float16 model on a folder of images.
 
-    python benchmarks/float16_check.py --train_dir RUN --model ZOO_MODEL_DIR
+    python benchmarks/float16_check.py --train_dir RUN --model ZOO_MODEL_DIR [--quality Q]
 
 Both are frozen the same way (tables from their own weights) and run through
-the real compress/decompress path; writes benchmarks/results/float16_check.json.
+the real compress/decompress path at quality Q (the model's default; for rnn
+the number of iterations); writes benchmarks/results/float16_check-<codec>.json.
 """
 
 import argparse
@@ -26,31 +27,34 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--train_dir", required=True)
   parser.add_argument("--model", required=True)
+  parser.add_argument("--quality", type=int)
   parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
   args = parser.parse_args()
   shipped = api.load(args.model)
   with open(os.path.join(args.train_dir, "train_config.json")) as f:
     config = json.load(f)
   net32 = registry.codec_class(config["model_type"])(**config["model_config"])
-  tf.train.Checkpoint(model=net32).read(
-      tf.train.latest_checkpoint(os.path.join(args.train_dir, "checkpoints"))).expect_partial()
+  checkpoint = tf.train.latest_checkpoint(os.path.join(args.train_dir, "checkpoints"))
+  tf.train.Checkpoint(model=net32).read(checkpoint).expect_partial()
   net32.freeze()
-  rows = {"float32": [], "float16": []}
+  codecs = {"float16": shipped,  # The float32 net, with the shipped model's meta.
+            "float32": api.ImageCodec(net32, shipped.meta, checkpoint, shipped.quality)}
+  quality = args.quality or (shipped.net.default_quality if shipped.num_qualities else None)
+  rows = {name: [] for name in codecs}
   for path in images.list_images(args.data):
     image, _ = images.read_image(path)
-    pixels = image.shape[0] * image.shape[1]
-    payloads = net32.compress(tf.constant(image))
-    decoded = net32.decompress(payloads, tf.constant(image.shape[:2], tf.int32)).numpy()
-    rows["float32"].append((8 * sum(len(p) for p in payloads.numpy()) / pixels,
-                            metrics.psnr(image, decoded)))
-    data = shipped.compress(image)
-    stream = shipped.parse(data)
-    rows["float16"].append((8 * sum(len(p) for p in stream.payloads) / pixels,
-                            metrics.psnr(image, shipped.decompress(data))))
+    for name, codec in codecs.items():
+      data = codec.compress(image, quality)
+      payload_bits = 8 * sum(len(p) for p in codec.parse(data).payloads)
+      rows[name].append((payload_bits / (image.shape[0] * image.shape[1]),
+                         metrics.psnr(image, codec.decompress(data))))
   result = {k: {"payload_bpp": float(np.mean([r[0] for r in v])),
                 "psnr-rgb": float(np.mean([r[1] for r in v]))} for k, v in rows.items()}
-  result["images"] = len(rows["float32"])
-  with open(os.path.join(ROOT, "benchmarks", "results", "float16_check.json"), "w") as f:
+  result.update(images=len(rows["float32"]), quality=quality, checkpoint=checkpoint,
+                command="python benchmarks/float16_check.py " + " ".join(sys.argv[1:]))
+  output = os.path.join(ROOT, "benchmarks", "results",
+                        f"float16_check-{shipped.codec_name}.json")
+  with open(output, "w") as f:
     json.dump(result, f, indent=2)
   print(json.dumps(result, indent=2))
 
