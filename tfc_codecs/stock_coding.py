@@ -1,0 +1,255 @@
+"""Entropy coding in stock TensorFlow ops: interleaved rANS over many lanes.
+
+tensorflow-compression's range coder is a custom C++ op, so a SavedModel that
+uses it runs only where that op is registered. `StockCoder` codes the same
+values with the same quantized CDF tables (tensorflow-compression's layout,
+see `coding_common.split_rows`) using only ops every TensorFlow build has:
+integer arithmetic on int64 tensors inside one `tf.while_loop`, plus
+`tf.searchsorted` for the decoder's symbol lookup. Its interface is
+`range_coding.RangeCoder`'s: `encode(values, indexes) -> scalar string`,
+`decode(string, indexes) -> values`.
+
+The coder: rANS with a 32-bit state x in [2**16, 2**32) and 16-bit
+renormalization, table precision n ≤ 16, so each symbol needs at most one
+renormalization step and a whole step is a handful of vector ops. Symbol i
+goes to lane i mod L at step i div L; the L lanes are independent rANS
+streams advanced together, one symbol each per loop iteration (missing symbols
+of the last step are a one-symbol table that leaves the state unchanged). The
+encoder runs the steps backwards from the initial state 2**16 and emits the
+words of each step in lane order; the decoder runs them forwards, each lane
+that renormalizes taking the next word, and must end with every state back
+at 2**16 and every word consumed.
+
+Payload (big-endian):
+    lanes      u16       L (0 iff there are no symbols)
+    words      u32       W
+    states     L x u32   the encoder's final states (the decoder's start)
+    stream     W x u16   renormalization words, in decoding order
+    escapes    bytes     the escape section, bits MSB first, zero-padded
+
+A value outside its row's table is coded as the row's escape symbol (as in
+`range_coding`); the escape section then holds, for every escape in order,
+its bit length k in unary (k − 1 zeros and a one; the cost of the range
+coder's geometric length table), and after all lengths their bits below the
+leading one and signs (`coding_common.escape_bits`), one bit each.
+
+Bounds: the decoder checks the header against the payload size and the
+symbol count (L ≤ number of symbols, L ≥ symbols / MAX_STEPS, so the loop
+runs at most MAX_STEPS times), reads words through clamped indexes, and
+refuses an escape section that does not hold the escapes it decoded, so any
+input decodes to values of the right shape or fails with an
+InvalidArgumentError "corrupt payload (...)", in time and memory bounded by
+the symbol count and the payload size.
+"""
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfc_codecs.coding_common import (
+    MAX_LENGTH, big_endian, bits_of, byte_values, escape_bits, merge_escapes,
+    pack_bits, read_escapes, read_uint, split_escapes, split_rows, to_string)
+
+MAX_PRECISION = 16
+MAX_LANES = 4096
+MAX_STEPS = 16384  # Loop iterations at most; more symbols take more lanes.
+SYMBOLS_PER_LANE_SQUARED = 64  # L = ceil(sqrt(n / 64)): 68 lanes for 295k symbols.
+_LOWER = 1 << 16  # State interval [2**16, 2**32).
+_ROW_STRIDE = 1 << 17  # Row r's CDF values are offset by r·2**17 in the flat table.
+_HEADER = 6
+
+
+def num_lanes(num_symbols: tf.Tensor) -> tf.Tensor:
+  """The encoder's lane count for `num_symbols` symbols: about sqrt(n/64),
+  which balances the state bytes (about 3 a lane) against the loop
+  iterations (n / L), and at least n / MAX_STEPS."""
+  n = tf.cast(num_symbols, tf.int64)
+  lanes = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(n, tf.float64) / SYMBOLS_PER_LANE_SQUARED)),
+                  tf.int64)
+  lanes = tf.maximum(lanes, (n + MAX_STEPS - 1) // MAX_STEPS)
+  return tf.minimum(lanes, n)
+
+
+class StockCoder(tf.Module):
+  """Codes int32 values, each with its own row of a CDF table, into one
+  string, in stock TensorFlow ops (see the module docstring).
+
+  `cdf` and `cdf_offset` are in tensorflow-compression's layout, as for
+  `range_coding.RangeCoder`; row precisions must be 1..16.
+  """
+
+  def __init__(self, cdf: np.ndarray, cdf_offset: Optional[np.ndarray] = None,
+               name: str = "stock_coder"):
+    super().__init__(name=name)
+    self.cdf = np.asarray(cdf, np.int32)
+    rows = split_rows(self.cdf)
+    if cdf_offset is None:
+      cdf_offset = np.zeros(len(rows), np.int32)
+    self.cdf_offset = np.asarray(cdf_offset, np.int32).reshape(-1)
+    if len(rows) != self.cdf_offset.size:
+      raise ValueError(f"{len(rows)} CDF rows but {self.cdf_offset.size} offsets")
+    precision, starts, flat = [], [], []
+    for r, row in enumerate(rows + [np.array([MAX_PRECISION, 0, 1 << MAX_PRECISION])]):
+      bits, values = abs(int(row[0])), row[1:].astype(np.int64)
+      if not 1 <= bits <= MAX_PRECISION or np.any(np.diff(values) < 0):
+        raise ValueError(f"CDF row {r}: precision must be 1..{MAX_PRECISION} "
+                         "and the CDF non-decreasing")
+      precision.append(bits)
+      starts.append(sum(v.size for v in flat))
+      flat.append(values + r * _ROW_STRIDE)
+    self._pad_row = len(rows)  # One symbol of probability 1: the state is unchanged.
+    self._escape = tf.constant([row.size - 3 for row in rows], tf.int32)
+    self._offset = tf.constant(self.cdf_offset, tf.int32)
+    self._precision = tf.constant(precision, tf.int64)
+    self._start = tf.constant(starts, tf.int64)
+    self._flat = tf.constant(np.concatenate(flat), tf.int64)  # Sorted: rows are disjoint.
+
+  # Encoding -------------------------------------------------------------
+  @tf.function(reduce_retracing=True)
+  def encode(self, values: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
+    """int32 values and their row indexes (same shape) -> scalar string."""
+    values = tf.reshape(tf.cast(values, tf.int32), [-1])
+    indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
+    symbols = values - tf.gather(self._offset, indexes)
+    main, _, magnitude, negative = split_escapes(symbols, tf.gather(self._escape, indexes))
+    length, bits = escape_bits(magnitude, negative)
+    position = tf.gather(self._start, indexes) + tf.cast(main, tf.int64)
+    base = tf.cast(indexes, tf.int64) * _ROW_STRIDE
+    start = tf.gather(self._flat, position) - base
+    frequency = tf.gather(self._flat, position + 1) - base - start
+    tf.debugging.assert_positive(
+        frequency, message="a value has probability zero in its CDF table")
+    lanes = num_lanes(tf.size(values))
+    states, words = self._encode_lanes(
+        start, frequency, tf.gather(self._precision, indexes), lanes)
+    header = tf.concat([big_endian(lanes, 2), big_endian(tf.size(words), 4),
+                        tf.reshape(big_endian(states, 4), [-1]),
+                        tf.reshape(big_endian(words, 2), [-1])], 0)
+    unary = tf.scatter_nd(tf.cumsum(length)[:, None] - 1, tf.ones_like(length),
+                          tf.reduce_sum(length)[None])
+    return tf.strings.join([to_string(header), pack_bits(tf.concat([unary, bits], 0))])
+
+  @staticmethod
+  def _encode_lanes(start, frequency, precision, lanes):
+    """rANS-encodes the symbols [start, start + frequency) / 2**precision over
+    `lanes` lanes -> (final states [lanes], words in decoding order)."""
+    count = tf.size(start, tf.int64)
+    steps = (count + tf.maximum(lanes, 1) - 1) // tf.maximum(lanes, 1)
+    pad = steps * lanes - count
+
+    def grid(x, fill):
+      return tf.reshape(tf.concat([x, tf.fill([pad], tf.constant(fill, tf.int64))], 0),
+                        tf.stack([steps, lanes]))
+
+    start, frequency = grid(start, 0), grid(frequency, 1 << MAX_PRECISION)
+    precision = grid(precision, MAX_PRECISION)
+    limit = tf.bitwise.left_shift(frequency, 32 - precision)  # Renormalize at x >= limit.
+    words = tf.TensorArray(tf.int64, size=tf.cast(steps, tf.int32), infer_shape=False,
+                           element_shape=tf.TensorShape([None]))
+
+    def step(i, x, words):
+      k = tf.cast(steps, tf.int32) - 1 - i
+      f = frequency[k]
+      out = x >= limit[k]
+      words = words.write(k, tf.boolean_mask(tf.bitwise.bitwise_and(x, 0xffff), out))
+      x = tf.where(out, tf.bitwise.right_shift(x, 16), x)
+      x = tf.bitwise.left_shift(x // f, precision[k]) + x % f + start[k]
+      return i + 1, x, words
+
+    _, states, words = tf.while_loop(
+        lambda i, *_: i < tf.cast(steps, tf.int32), step,
+        (tf.constant(0), tf.fill(tf.reshape(lanes, [1]), tf.constant(_LOWER, tf.int64)),
+         words))
+    return states, tf.cond(steps > 0, words.concat, lambda: tf.zeros([0], tf.int64))
+
+  # Decoding -------------------------------------------------------------
+  @tf.function(reduce_retracing=True)
+  def decode(self, string: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
+    """Inverse of `encode`: int32 values of `indexes`' shape. A corrupt
+    payload gives wrong values or an InvalidArgumentError, in bounded time."""
+    shape = tf.shape(indexes)
+    indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
+    data = byte_values(string)
+    size = tf.size(data, tf.int64)
+    count = tf.size(indexes, tf.int64)
+    lanes = read_uint(data, 0, 2)
+    num_words = read_uint(data, 2, 4)
+    stream_end = _HEADER + 4 * lanes + 2 * num_words
+    check = tf.debugging.Assert(
+        (size >= stream_end)
+        & tf.where(count > 0, (lanes >= (count + MAX_STEPS - 1) // MAX_STEPS)
+                   & (lanes >= 1) & (lanes <= tf.minimum(count, MAX_LANES)),
+                   tf.equal(lanes, 0) & tf.equal(num_words, 0)),
+        [tf.constant("corrupt payload (stock coder header)")])
+    with tf.control_dependencies([check]):
+      lanes = tf.identity(lanes)
+    states = tf.reduce_sum(tf.reshape(data[_HEADER:_HEADER + 4 * lanes], [-1, 4])
+                           * tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64), 1)
+    words = tf.reduce_sum(tf.reshape(data[_HEADER + 4 * lanes:stream_end], [-1, 2])
+                          * tf.constant([256, 1], tf.int64), 1)
+    tf.debugging.assert_greater_equal(states, tf.constant(_LOWER, tf.int64),
+                                      message="corrupt payload (stock coder states)")
+    main, ok = self._decode_lanes(states, words, indexes, lanes)
+    tf.debugging.assert_equal(ok, True, message="corrupt payload (rANS check)")
+    escape = tf.gather(self._escape, indexes)
+    magnitude, negative = self._read_section(data[stream_end:], main, escape)
+    symbols = merge_escapes(main, escape, magnitude, negative)
+    return tf.reshape(symbols + tf.gather(self._offset, indexes), shape)
+
+  def _decode_lanes(self, states, words, indexes, lanes):
+    """Main symbols [n] of the rows `indexes`, and whether the lanes ended
+    in the encoder's initial state with every word used."""
+    count = tf.size(indexes, tf.int64)
+    steps = (count + tf.maximum(lanes, 1) - 1) // tf.maximum(lanes, 1)
+    rows = tf.reshape(tf.concat([tf.cast(indexes, tf.int64),
+                                 tf.fill([steps * lanes - count], tf.cast(self._pad_row, tf.int64))], 0),
+                      tf.stack([steps, lanes]))
+    base = rows * _ROW_STRIDE
+    precision = tf.gather(self._precision, rows)
+    start = tf.gather(self._start, rows)
+    num_words = tf.size(words)
+    words = tf.concat([words, [0]], 0)  # Reads past the end (corrupt input) get 0.
+    symbols = tf.TensorArray(tf.int32, size=tf.cast(steps, tf.int32),
+                             element_shape=tf.TensorShape([None]))
+
+    def step(k, x, read, symbols):
+      n = precision[k]
+      slot = tf.bitwise.bitwise_and(x, tf.bitwise.left_shift(tf.ones_like(n), n) - 1)
+      position = tf.searchsorted(self._flat, slot + base[k], side="right", out_type=tf.int64) - 1
+      low = tf.gather(self._flat, position)
+      x = (tf.gather(self._flat, position + 1) - low) * tf.bitwise.right_shift(x, n) + (
+          slot + base[k] - low)
+      need = x < _LOWER
+      take = tf.cast(need, tf.int32)
+      word = tf.gather(words, tf.minimum(read + tf.cumsum(take, exclusive=True), num_words))
+      x = tf.where(need, tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, 16), word), x)
+      symbols = symbols.write(k, tf.cast(position - start[k], tf.int32))
+      return k + 1, x, read + tf.reduce_sum(take), symbols
+
+    _, states, read, symbols = tf.while_loop(
+        lambda k, *_: k < tf.cast(steps, tf.int32), step,
+        (tf.constant(0), states, tf.constant(0), symbols))
+    main = tf.cond(steps > 0, lambda: tf.reshape(symbols.stack(), [-1])[:count],
+                   lambda: tf.zeros([0], tf.int32))
+    ok = tf.equal(read, num_words) & tf.reduce_all(tf.equal(states, _LOWER))
+    return main, ok
+
+  @staticmethod
+  def _read_section(section, main, escape):
+    """(magnitudes, signs) of the escapes in the escape section's bytes."""
+    escaped = tf.equal(main, escape)
+    count = tf.reduce_sum(tf.cast(escaped, tf.int32))
+    available = 8 * tf.size(section)
+    with tf.control_dependencies([tf.debugging.assert_less_equal(
+        count, available, message="corrupt payload (escapes)")]):
+      bits = bits_of(section)
+    ends = tf.cast(tf.where(tf.equal(bits, 1))[:count, 0], tf.int32)  # Unary lengths' ones.
+    length = ends - tf.concat([[-1], ends[:-1]], 0)
+    lengths_end = tf.reduce_sum(length)
+    total = lengths_end + tf.reduce_sum(length)
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.equal(tf.size(ends), count) & tf.reduce_all(length <= MAX_LENGTH)
+        & tf.equal((total + 7) // 8, tf.size(section)),
+        [tf.constant("corrupt payload (escape section)")])]):
+      return read_escapes(bits[lengths_end:total], length)
