@@ -26,11 +26,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
-from tfc_codecs.coding_common import pack_bits, unpack_bits
 from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
+from tfc_codecs.coding_common import pack_bits, unpack_bits
+from tfc_codecs.entropy_models import make_coder
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
-from tfc_codecs.range_coding import RangeCoder
 
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
 PRECISION = 16  # Range-coder precision for the binary tables.
@@ -82,7 +82,7 @@ class RnnCodec(Codec):
         name="log_gains", shape=[max_iterations], initializer="zeros",
         trainable=reconstruction == "scaled")
     self.cdf = None
-    self.range_coder = None
+    self.entropy_coder = None
     self._build_codec()
 
   # The recurrence -------------------------------------------------------
@@ -186,7 +186,7 @@ class RnnCodec(Codec):
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     self.cdf = tf.constant(tables["cdf"], tf.int32)
-    self.range_coder = RangeCoder(tables["cdf"])
+    self.entropy_coder = make_coder(self.ops, tables["cdf"])
 
   @property
   def coder(self):
@@ -253,7 +253,7 @@ class RnnCodec(Codec):
       if raw:
         string = pack_bits(codes01[t])
       else:
-        string = self.range_coder.encode(codes01[t], self._code_context(t, previous))
+        string = self.entropy_coder.encode(codes01[t], self._code_context(t, previous))
       strings = strings.write(t, string)
       previous = codes01[t]
     return strings.stack(), canvas[:height, :width]
@@ -288,7 +288,7 @@ class RnnCodec(Codec):
         codes01 = unpack_bits(payloads[t], [count])
       else:
         # A corrupt payload may decode escapes: keep the codes binary.
-        codes01 = tf.clip_by_value(self.range_coder.decode(
+        codes01 = tf.clip_by_value(self.entropy_coder.decode(
             payloads[t], self._code_context(t, previous)), 0, 1)
       codes_t = codes_t.write(t, codes01)
       previous = codes01
