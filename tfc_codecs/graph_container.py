@@ -12,6 +12,7 @@ from tfc_codecs import container
 from tfc_codecs.coding_common import big_endian, byte_values, read_uint, to_string
 
 _ADLER_MOD = 65521
+_CODED = {container.CODER_RANGE: "range-coded", container.CODER_STOCK: "stock-coded"}
 
 
 def adler32(data: tf.Tensor) -> tf.Tensor:
@@ -49,23 +50,25 @@ def _check(condition: tf.Tensor, message: str):
 
 
 def parse(data: tf.Tensor, codec_name: str, fingerprint: bytes, max_pixels: int,
-          max_payloads: int, allow_truncation: bool = False):
+          max_payloads: int, allow_truncation: bool = False,
+          coder: int = container.CODER_RANGE):
   """Checks a `.tfci` file made by this model -> (payloads [K], [height, width], quality).
 
-  Only the current format version is accepted. With `allow_truncation`, a file
-  cut at a payload boundary yields the payloads before the cut.
+  Only the current format version and entropy coder `coder` are accepted.
+  With `allow_truncation`, a file cut at a payload boundary yields the
+  payloads before the cut.
   """
   values = byte_values(data)
   size = tf.size(values, tf.int64)
   name = codec_name.encode("ascii")
-  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, container.CODER_RANGE,
+  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, coder,
                                     len(name)]) + name + fingerprint)
   header_end = len(fixed) + 11
   with tf.control_dependencies([_check(size >= header_end + 4, "too short")]):
     values = tf.identity(values)
   checks = [
       _check(tf.equal(tf.strings.substr(data, 0, len(fixed)), fixed),
-             f"not a version {container.FORMAT_VERSION} range-coded file of this "
+             f"not a version {container.FORMAT_VERSION} {_CODED[coder]} file of this "
              f"{codec_name} model"),
       _check(tf.equal(read_uint(values, header_end, 4),
                       adler32(tf.strings.substr(data, 0, header_end))), "header checksum")]
