@@ -120,6 +120,8 @@ class StockCoder(tf.Module):
     frequency = tf.gather(self._flat, position + 1) - base - start
     tf.debugging.assert_positive(
         frequency, message="a value has probability zero in its CDF table")
+    tf.debugging.assert_less_equal(tf.size(values), MAX_LANES * MAX_STEPS,
+                                   message="too many symbols for one payload")
     lanes = num_lanes(tf.size(values))
     states, words = self._encode_lanes(
         start, frequency, tf.gather(self._precision, indexes), lanes)
