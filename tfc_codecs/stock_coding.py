@@ -58,6 +58,26 @@ SYMBOLS_PER_LANE_SQUARED = 64  # L = ceil(sqrt(n / 64)): 68 lanes for 295k symbo
 _LOWER = 1 << 16  # State interval [2**16, 2**32).
 _ROW_STRIDE = 1 << 17  # Row r's CDF values are offset by r·2**17 in the flat table.
 _HEADER = 6
+_UNROLL = 4  # Steps per loop iteration (the step count is padded to a multiple).
+
+
+def _stack(array: tf.TensorArray) -> tf.Tensor:
+  """The flat concatenation of a TensorArray's equal-size vectors (none: [])."""
+  return tf.cond(array.size() > 0, lambda: tf.reshape(array.stack(), [-1]),
+                 lambda: tf.zeros([0], array.dtype))
+
+
+def _grid(lanes, *columns):
+  """Flat per-symbol int64 columns -> [steps, lanes] grids, symbol i at
+  (i div lanes, i mod lanes), padded with each column's fill value (the
+  one-symbol pad row) up to a multiple of _UNROLL steps."""
+  count = tf.size(columns[0][0], tf.int64)
+  lanes = tf.maximum(lanes, 1)
+  steps = (count + lanes - 1) // lanes
+  steps = (steps + _UNROLL - 1) // _UNROLL * _UNROLL
+  return [tf.reshape(tf.concat([tf.cast(x, tf.int64), tf.fill(
+      [steps * lanes - count], tf.constant(fill, tf.int64))], 0), tf.stack([steps, lanes]))
+          for x, fill in columns]
 
 
 def num_lanes(num_symbols: tf.Tensor) -> tf.Tensor:
@@ -103,7 +123,9 @@ class StockCoder(tf.Module):
     self._offset = tf.constant(self.cdf_offset, tf.int32)
     self._precision = tf.constant(precision, tf.int64)
     self._start = tf.constant(starts, tf.int64)
-    self._flat = tf.constant(np.concatenate(flat), tf.int64)  # Sorted: rows are disjoint.
+    flat = np.concatenate(flat)
+    self._flat = tf.constant(flat, tf.int64)  # Sorted: rows are disjoint.
+    self._frequency = tf.constant(np.append(np.diff(flat), 0), tf.int64)  # At a CDF entry.
 
   # Encoding -------------------------------------------------------------
   @tf.function(reduce_retracing=True)
@@ -136,34 +158,25 @@ class StockCoder(tf.Module):
   def _encode_lanes(start, frequency, precision, lanes):
     """rANS-encodes the symbols [start, start + frequency) / 2**precision over
     `lanes` lanes -> (final states [lanes], words in decoding order)."""
-    count = tf.size(start, tf.int64)
-    steps = (count + tf.maximum(lanes, 1) - 1) // tf.maximum(lanes, 1)
-    pad = steps * lanes - count
-
-    def grid(x, fill):
-      return tf.reshape(tf.concat([x, tf.fill([pad], tf.constant(fill, tf.int64))], 0),
-                        tf.stack([steps, lanes]))
-
-    start, frequency = grid(start, 0), grid(frequency, 1 << MAX_PRECISION)
-    precision = grid(precision, MAX_PRECISION)
+    start, frequency, precision = _grid(lanes, (start, 0), (frequency, 1 << MAX_PRECISION),
+                                        (precision, MAX_PRECISION))
+    steps = tf.shape(start)[0]
     limit = tf.bitwise.left_shift(frequency, 32 - precision)  # Renormalize at x >= limit.
-    words = tf.TensorArray(tf.int64, size=tf.cast(steps, tf.int32), infer_shape=False,
-                           element_shape=tf.TensorShape([None]))
 
-    def step(i, x, words):
-      k = tf.cast(steps, tf.int32) - 1 - i
-      f = frequency[k]
-      out = x >= limit[k]
-      words = words.write(k, tf.boolean_mask(tf.bitwise.bitwise_and(x, 0xffff), out))
-      x = tf.where(out, tf.bitwise.right_shift(x, 16), x)
-      x = tf.bitwise.left_shift(x // f, precision[k]) + x % f + start[k]
-      return i + 1, x, words
+    def step(k, x, words, emitted):
+      for j in reversed(range(_UNROLL)):
+        f, out = frequency[k + j], x >= limit[k + j]
+        words = words.write(k + j, tf.bitwise.bitwise_and(x, 0xffff))
+        emitted = emitted.write(k + j, out)
+        x = tf.where(out, tf.bitwise.right_shift(x, 16), x)
+        x = tf.bitwise.left_shift(x // f, precision[k + j]) + x % f + start[k + j]
+      return k - _UNROLL, x, words, emitted
 
-    _, states, words = tf.while_loop(
-        lambda i, *_: i < tf.cast(steps, tf.int32), step,
-        (tf.constant(0), tf.fill(tf.reshape(lanes, [1]), tf.constant(_LOWER, tf.int64)),
-         words))
-    return states, tf.cond(steps > 0, words.concat, lambda: tf.zeros([0], tf.int64))
+    _, states, words, emitted = tf.while_loop(
+        lambda k, *_: k >= 0, step,
+        (steps - _UNROLL, tf.fill(tf.reshape(lanes, [1]), tf.constant(_LOWER, tf.int64)),
+         tf.TensorArray(tf.int64, size=steps), tf.TensorArray(tf.bool, size=steps)))
+    return states, tf.boolean_mask(_stack(words), _stack(emitted))
 
   # Decoding -------------------------------------------------------------
   @tf.function(reduce_retracing=True)
@@ -202,38 +215,35 @@ class StockCoder(tf.Module):
   def _decode_lanes(self, states, words, indexes, lanes):
     """Main symbols [n] of the rows `indexes`, and whether the lanes ended
     in the encoder's initial state with every word used."""
-    count = tf.size(indexes, tf.int64)
-    steps = (count + tf.maximum(lanes, 1) - 1) // tf.maximum(lanes, 1)
-    rows = tf.reshape(tf.concat([tf.cast(indexes, tf.int64),
-                                 tf.fill([steps * lanes - count], tf.cast(self._pad_row, tf.int64))], 0),
-                      tf.stack([steps, lanes]))
+    count = tf.size(indexes)
+    rows, = _grid(lanes, (tf.cast(indexes, tf.int64), self._pad_row))
     base = rows * _ROW_STRIDE
     precision = tf.gather(self._precision, rows)
-    start = tf.gather(self._start, rows)
+    mask = tf.bitwise.left_shift(tf.ones_like(precision), precision) - 1
     num_words = tf.size(words)
     words = tf.concat([words, [0]], 0)  # Reads past the end (corrupt input) get 0.
-    symbols = tf.TensorArray(tf.int32, size=tf.cast(steps, tf.int32),
-                             element_shape=tf.TensorShape([None]))
+    flat, frequency = self._flat, self._frequency
 
-    def step(k, x, read, symbols):
-      n = precision[k]
-      slot = tf.bitwise.bitwise_and(x, tf.bitwise.left_shift(tf.ones_like(n), n) - 1)
-      position = tf.searchsorted(self._flat, slot + base[k], side="right", out_type=tf.int64) - 1
-      low = tf.gather(self._flat, position)
-      x = (tf.gather(self._flat, position + 1) - low) * tf.bitwise.right_shift(x, n) + (
-          slot + base[k] - low)
-      need = x < _LOWER
-      take = tf.cast(need, tf.int32)
-      word = tf.gather(words, tf.minimum(read + tf.cumsum(take, exclusive=True), num_words))
-      x = tf.where(need, tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, 16), word), x)
-      symbols = symbols.write(k, tf.cast(position - start[k], tf.int32))
-      return k + 1, x, read + tf.reduce_sum(take), symbols
+    def step(k, x, read, positions):
+      for j in range(_UNROLL):
+        key = tf.bitwise.bitwise_and(x, mask[k + j]) + base[k + j]
+        position = tf.searchsorted(flat, key, side="right", out_type=tf.int32) - 1
+        x = tf.gather(frequency, position) * tf.bitwise.right_shift(x, precision[k + j]) + (
+            key - tf.gather(flat, position))
+        need = x < _LOWER
+        take = tf.cast(need, tf.int32)
+        word = tf.gather(words, tf.minimum(read + tf.cumsum(take, exclusive=True), num_words))
+        x = tf.where(need, tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, 16), word), x)
+        read += tf.reduce_sum(take)
+        positions = positions.write(k + j, position)
+      return k + _UNROLL, x, read, positions
 
-    _, states, read, symbols = tf.while_loop(
-        lambda k, *_: k < tf.cast(steps, tf.int32), step,
-        (tf.constant(0), states, tf.constant(0), symbols))
-    main = tf.cond(steps > 0, lambda: tf.reshape(symbols.stack(), [-1])[:count],
-                   lambda: tf.zeros([0], tf.int32))
+    steps = tf.shape(rows)[0]
+    _, states, read, positions = tf.while_loop(
+        lambda k, *_: k < steps, step,
+        (tf.constant(0), states, tf.constant(0), tf.TensorArray(tf.int32, size=steps)))
+    positions = _stack(positions)[:count]
+    main = positions - tf.cast(tf.gather(self._start, indexes), tf.int32)
     ok = tf.equal(read, num_words) & tf.reduce_all(tf.equal(states, _LOWER))
     return main, ok
 
