@@ -140,8 +140,9 @@ class StockCoder(tf.Module):
     base = tf.cast(indexes, tf.int64) * _ROW_STRIDE
     start = tf.gather(self._flat, position) - base
     frequency = tf.gather(self._flat, position + 1) - base - start
-    tf.debugging.assert_positive(
-        frequency, message="a value has probability zero in its CDF table")
+    with tf.control_dependencies([tf.debugging.assert_positive(
+        frequency, message="a value has probability zero in its CDF table")]):
+      frequency = tf.identity(frequency)  # Checked before it divides.
     tf.debugging.assert_less_equal(tf.size(values), MAX_LANES * MAX_STEPS,
                                    message="too many symbols for one payload")
     lanes = num_lanes(tf.size(values))
