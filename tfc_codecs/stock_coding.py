@@ -54,7 +54,7 @@ from tfc_codecs.coding_common import (
 MAX_PRECISION = 16
 MAX_LANES = 4096
 MAX_STEPS = 16384  # Loop iterations at most; more symbols take more lanes.
-SYMBOLS_PER_LANE_SQUARED = 64  # L = ceil(sqrt(n / 64)): 68 lanes for 295k symbols.
+SYMBOLS_PER_LANE_SQUARED = 256  # L = ceil(sqrt(n / 256)): 34 lanes for 295k symbols.
 _LOWER = 1 << 16  # State interval [2**16, 2**32).
 _ROW_STRIDE = 1 << 17  # Row r's CDF values are offset by r·2**17 in the flat table.
 _HEADER = 6
@@ -81,7 +81,7 @@ def _grid(lanes, *columns):
 
 
 def num_lanes(num_symbols: tf.Tensor) -> tf.Tensor:
-  """The encoder's lane count for `num_symbols` symbols: about sqrt(n/64),
+  """The encoder's lane count for `num_symbols` symbols: about sqrt(n/256),
   which balances the state bytes (about 3 a lane) against the loop
   iterations (n / L), and at least n / MAX_STEPS."""
   n = tf.cast(num_symbols, tf.int64)
