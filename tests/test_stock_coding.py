@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from tfc_codecs import entropy_models, range_coding, stock_coding
 from tfc_codecs.coding_common import MAX_LENGTH
 
-from test_range_coding import random_symbols
+from conftest import random_symbols
 
 SETTINGS = settings(max_examples=8, deadline=None, derandomize=True)  # A new coder traces anew.
 
