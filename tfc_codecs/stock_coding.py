@@ -112,9 +112,9 @@ class StockCoder(tf.Module):
     precision, starts, flat = [], [], []
     for r, row in enumerate(rows + [np.array([MAX_PRECISION, 0, 1 << MAX_PRECISION])]):
       bits, values = abs(int(row[0])), row[1:].astype(np.int64)
-      if not 1 <= bits <= MAX_PRECISION or np.any(np.diff(values) < 0):
+      if not 1 <= bits <= MAX_PRECISION or values[0] != 0 or np.any(np.diff(values) < 0):
         raise ValueError(f"CDF row {r}: precision must be 1..{MAX_PRECISION} "
-                         "and the CDF non-decreasing")
+                         "and the CDF non-decreasing from 0")
       precision.append(bits)
       starts.append(sum(v.size for v in flat))
       flat.append(values + r * _ROW_STRIDE)
