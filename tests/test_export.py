@@ -215,13 +215,17 @@ SAVED_MODEL_CLI_WITH_TFC_OPS = (
 
 
 def test_saved_model_cli_lists_the_signatures(exports):
-  """Stock saved_model_cli stops at the range-coder ops (custom ops, not
-  registered); with tensorflow_compression imported it lists everything."""
+  """Stock saved_model_cli stops at the range-coder ops of an --ops tfc export
+  (custom ops, not registered); with tensorflow_compression imported it lists
+  everything. A stock export needs nothing."""
   path, _ = exports[1]["hyperprior-vr"]
   stock = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
   result = subprocess.run([stock, "show", "--dir", path, "--all"], capture_output=True,
                           text=True, env=subprocess_env())
   assert result.returncode != 0 and "Op type not registered" in result.stderr
+  result = subprocess.run([stock, "show", "--dir", exports[1]["hyperprior"][0], "--all"],
+                          capture_output=True, text=True, env=subprocess_env(), check=True)
+  assert "signature_def['decompress']" in result.stdout
   out = subprocess.run([sys.executable, "-c", SAVED_MODEL_CLI_WITH_TFC_OPS, "show",
                         "--dir", path, "--all"], capture_output=True,
                        text=True, env=subprocess_env(), check=True).stdout
