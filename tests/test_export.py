@@ -175,7 +175,7 @@ def test_damaged_files_fail_in_the_graph(exports, photo):
       exported.decompress(bad)
   huge = container.serialize(container.Bitstream(
       codec="hyperprior", fingerprint=stream.fingerprint, height=60000, width=60000,
-      payloads=stream.payloads))
+      payloads=stream.payloads, coder=stream.coder))
   with pytest.raises(CodecError, match="limit"):
     exported.decompress(huge)
   assert np.array_equal(exported.decompress(data), tfc_codecs.load(
