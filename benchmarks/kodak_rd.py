@@ -32,11 +32,12 @@ ANCHORS = ["anchors/compressai-kodak/jpeg.json", "anchors/compressai-kodak/webp.
            "anchors/tfc-results/kodak/PSNR_sRGB_RGB/toderici-2017-cvpr.txt"]
 
 
-def run(name, description, points, files, rerun):
+def run(name, evaluate_into, rerun):
+  """The results of `name`: reused, or made by evaluate_into(output file)."""
   output = os.path.join(OUT, f"{name}.json")
   if os.path.exists(output) and name not in rerun:
     return results.load(output)
-  return evaluate.evaluate(name, description, points, files, output, per_image=True)
+  return evaluate_into(output)
 
 
 def compare(test, reference, metric):
@@ -62,10 +63,14 @@ def main():
   files = evaluate.list_images(args.data)
   reports = {}
   for name in args.classical:
-    reports[name] = run(*evaluate.classical_points(name, None), files, args.rerun)
+    points = evaluate.classical_points(name, None)
+    reports[name] = run(points[0], lambda output, points=points: evaluate.evaluate(
+        *points, files, output, per_image=True), args.rerun)
   ours = []
   for family in zoo.family_names():
-    report = run(*evaluate.learned_points(family, None), files, args.rerun)
+    report = run(evaluate.learned_name(family), lambda output, family=family:
+                 evaluate.evaluate_learned(family, None, files, output, per_image=True),
+                 args.rerun)
     ours.append(report)
     measured = {quality: {m: round(report["results"][m][i], 4)
                           for m in ("bpp", "psnr-rgb", "ms-ssim-rgb")}

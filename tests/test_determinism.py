@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 import pytest
 
 # A fresh interpreter: decodes each .tfci file to .npy and re-encodes the image.
 SCRIPT = r"""
 import sys
 import numpy as np
+import tensorflow as tf
 import tfc_codecs
 for model, stem in zip(sys.argv[1::2], sys.argv[2::2]):
   codec = tfc_codecs.load(model)
@@ -88,3 +90,32 @@ def test_other_process_encodes_identically(runs, env_name, name):
   _, expected, outputs = runs
   again = (outputs[env_name] / f"{name}.again.tfci").read_bytes()
   assert again == expected[name][0]
+
+
+@pytest.mark.parametrize("perturbation", ["ulp", "half"])
+def test_float_hyper_synthesis_noise_leaves_indexes_unchanged(
+    codecs, photos, monkeypatch, perturbation):
+  """±1 ulp of noise on every float32 hyper-synthesis layer output (what another
+  machine's convolution kernels could produce) reaches the float path but not
+  the scale indexes, which come from the fixed-point hyper-synthesis. A +0.5
+  shift, which would move every float32-rounded index, checks that the indexes
+  do not read the float outputs at all."""
+  net = codecs["hyperprior"].net
+  image = tf.constant(mosaic(photos)[:256, :256], tf.float32)[None]
+  z_hat = tf.round(net.hyper_analysis(net.analysis(image)))
+  clean_float, clean_indexes = net.hyper_synthesis(z_hat), net.scale_indexes(z_hat)
+  generator = np.random.default_rng(0)
+
+  def perturb(y):
+    if perturbation == "half":
+      return y + 0.5
+    up = tf.constant(generator.random(y.shape) < 0.5)
+    return tf.where(up, tf.experimental.numpy.nextafter(y, np.inf),
+                    tf.experimental.numpy.nextafter(y, -np.inf))
+
+  for layer in net.hyper_synthesis.layers:
+    monkeypatch.setattr(layer, "call", lambda x, _call=layer.call: perturb(_call(x)))
+  noisy_float = net.hyper_synthesis(z_hat)
+  assert np.count_nonzero(noisy_float.numpy() != clean_float.numpy()) > (
+      clean_float.shape.num_elements() // 2)
+  np.testing.assert_array_equal(net.scale_indexes(z_hat).numpy(), clean_indexes.numpy())

@@ -15,6 +15,7 @@ from tfc_codecs.errors import CodecError
 from tfc_codecs.evaluation import bdrate, classical, evaluate, metrics, results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_RNN = os.path.join(ROOT, "testdata", "models", "rnn_tiny")
 TINY_HYPERPRIOR = os.path.join(ROOT, "testdata", "models", "hyperprior_tiny")
 
 
@@ -116,6 +117,21 @@ def test_evaluate_resumes_without_recomputing(two_images, tmp_path):
   resumed = evaluate.evaluate(name, description, points, files, output, progress=False)
   assert resumed["results"]["bpp"] == [1.0]
   assert 0 < first["results"]["bpp"][0] < 24
+
+
+def test_progressive_evaluation_equals_one_file_per_quality(two_images, tmp_path):
+  """rnn: one encode cut K ways gives the sizes and images of K-iteration files."""
+  files = evaluate.list_images(two_images)
+  fast = evaluate.evaluate_learned(TINY_RNN, [1, 3], files, str(tmp_path / "fast.json"),
+                                   per_image=True, progress=False)
+  slow = evaluate.evaluate(*evaluate.learned_points(TINY_RNN, [1, 3]), files,
+                           str(tmp_path / "slow.json"), per_image=True, progress=False)
+  assert fast["results"]["quality"] == slow["results"]["quality"] == [1, 3]
+  for a, b in zip(fast["per_image"], slow["per_image"]):
+    assert (a["point"], a["image"]) == (b["point"], b["image"])
+    for metric in ("bpp", "psnr-rgb", "ms-ssim-rgb"):
+      assert a[metric] == b[metric], (a, b)
+  assert fast["results"]["bpp"][0] < fast["results"]["bpp"][1]
 
 
 def test_bdrate_and_plot_cli(tmp_path):

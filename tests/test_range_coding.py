@@ -111,5 +111,18 @@ def test_escape_flood_is_refused_before_allocation():
   cdf = np.array([-16, 0, 1, 65536], np.int32)  # Symbol 0: 2**-16, escape: the rest.
   coder = range_coding.RangeCoder(cdf, np.zeros([1], np.int32))
   indexes = np.zeros([100000], np.int32)
-  with pytest.raises(tf.errors.InvalidArgumentError, match=r"corrupt payload \(escapes\)"):
+  with pytest.raises(tf.errors.InvalidArgumentError, match="too many escapes"):
     coder.decode(tf.constant(b"\x12\x34"), indexes)
+
+
+def test_payload_shorter_than_its_information_is_refused(coder):
+  """A few bytes cannot hold many symbols of rows whose likeliest symbol still
+  costs bits: refused before decoding (a tiny file claiming a huge image)."""
+  values, indexes = random_symbols(5, 2000, spread=3.)
+  good = coder.encode(values, indexes)
+  np.testing.assert_array_equal(coder.decode(good, indexes).numpy(), values)
+  many = np.tile(indexes, 50)
+  least = sum(range_coding.least_bits(r) for r in range_coding.split_rows(coder.cdf)[:1])
+  assert least > 0
+  with pytest.raises(tf.errors.InvalidArgumentError, match="shorter than the information"):
+    coder.decode(good, many)

@@ -130,6 +130,19 @@ def test_tiled_files_decode_progressively(tiled, codec, photo):
                                   codec.decompress(codec.compress(crop, quality=3)))
 
 
+@pytest.mark.parametrize("which", ["whole", "tiled"])
+def test_decompress_steps_match_each_cut_file(which, codec, tiled, photo):
+  model = codec if which == "whole" else tiled
+  image = np.ascontiguousarray(photo[:70, :101])  # Odd size: padding and crop.
+  data = model.compress(image, quality=4)
+  steps = model.decompress_steps(data)
+  assert steps.shape == (4,) + image.shape and steps.dtype == np.uint8
+  for k in range(1, 5):
+    np.testing.assert_array_equal(steps[k - 1], model.decompress(data, iterations=k))
+  with pytest.raises(CodecError, match="range-coded"):
+    model.decompress_steps(model.compress(image, quality=2, raw=True))
+
+
 @pytest.mark.parametrize("shape", [(33, 70), (64, 1), (100, 40)])
 def test_tiled_odd_sizes(tiled, shape):
   image = np.random.default_rng(4).integers(0, 256, shape + (3,), dtype=np.uint8)

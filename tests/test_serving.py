@@ -498,6 +498,8 @@ def test_client_commands(server, expected, tmp_path, run_cli):
 
 @pytest.mark.parametrize("args, message", [
     (["serve"], "give either --model_base_path or --model_config_file"),
+    (["serve", "--model_base_path", ".", "--max_concurrent_runs", "0"],
+     "--max_concurrent_runs must be at least 1"),
     (["client", "compress", "--server", "localhost", "--model_name", "m", "x.png"],
      "--server must be HOST:PORT, not 'localhost'"),
     (["client", "decompress", "--server", "127.0.0.1:1", "--model_name", "m", "x.tfci"],
@@ -549,3 +551,26 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(base):
   assert second.stop() == 0, second.log()
   assert slow.result() == (200, {"outputs": [1.5]})
   assert "SIGTERM: finishing requests in flight" in second.log()
+
+
+def test_concurrent_runs_are_bounded(base, tmp_path):
+  """With max_concurrent_runs=1 a second call waits until the first has finished."""
+  store = model_store.ModelStore(
+      [model_store.ModelConfig("standin", str(base / "standin"))], 0, max_concurrent_runs=1)
+  store.start()
+  version = store.get("standin")
+  convert = lambda name, spec, value: tf.constant(value, spec.dtype)
+  first, second = tmp_path / "first_started", tmp_path / "second_started"
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    running = pool.submit(version.predict, "slow", {
+        "seconds": [1.5], "started_file": [str(first)]}, convert)
+    while not first.exists():
+      time.sleep(0.01)
+    waiting = pool.submit(version.predict, "slow", {
+        "seconds": [0.], "started_file": [str(second)]}, convert)
+    time.sleep(0.5)
+    assert not second.exists() and not running.done()
+    running.result(), waiting.result()
+  assert second.exists()
+  with pytest.raises(CodecError, match="at least 1"):
+    model_store.ModelStore([], 0, max_concurrent_runs=0)

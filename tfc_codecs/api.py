@@ -138,6 +138,21 @@ class ImageCodec:
     return image.numpy()
 
 
+  def decompress_steps(self, data: bytes) -> np.ndarray:
+    """A progressive codec's image after each iteration of an entropy-coded
+    file (either coder), uint8 [K, H, W, 3]: step k equals
+    `decompress(data, iterations=k)`."""
+    stream = self.parse(data)
+    if not self.progressive or stream.coder not in container.OPS_OF_CODER:
+      raise CodecError("decompress_steps needs an entropy-coded file of a progressive codec")
+    try:
+      steps = self._net_for(stream.coder).decompress_steps(tf.constant(stream.payloads, tf.string),
+                                        tf.constant([stream.height, stream.width], tf.int32))
+    except tf.errors.OpError as e:
+      raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
+    return steps.numpy()
+
+
 _cache: Dict[tuple, ImageCodec] = {}
 
 

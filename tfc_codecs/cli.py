@@ -174,15 +174,18 @@ def cmd_evaluate(args) -> int:
   from tfc_codecs.evaluation import classical, evaluate  # pylint: disable=import-outside-toplevel
   qualities = _qualities(args.quality)
   files = evaluate.list_images(args.data)
+  from tfc_codecs import fileio  # pylint: disable=import-outside-toplevel
   if args.model in classical.QUALITIES:
     name, description, points = evaluate.classical_points(args.model, qualities)
+    output = args.output or f"{name}.json"
+    fileio.check_writable(output, args.overwrite)
+    report = evaluate.evaluate(name, description, points, files, output,
+                               per_image=args.per_image)
   else:
-    name, description, points = evaluate.learned_points(args.model, qualities)
-  output = args.output or f"{name}.json"
-  from tfc_codecs import fileio  # pylint: disable=import-outside-toplevel
-  fileio.check_writable(output, args.overwrite)
-  report = evaluate.evaluate(name, description, points, files, output,
-                             per_image=args.per_image)
+    output = args.output or f"{evaluate.learned_name(args.model)}.json"
+    fileio.check_writable(output, args.overwrite)
+    report = evaluate.evaluate_learned(args.model, qualities, files, output,
+                                       per_image=args.per_image)
   if args.per_image:
     for row in report["per_image"]:
       print(f"{row['point']:<20} {row['image']:<16} {row['bpp']:.4f} bpp  "

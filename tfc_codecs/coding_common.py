@@ -36,6 +36,12 @@ def split_rows(cdf: np.ndarray) -> List[np.ndarray]:
   return rows
 
 
+def least_bits(row: np.ndarray) -> float:
+  """The fewest bits any symbol of a CDF row costs: −log2 of its largest
+  probability. A payload shorter than its symbols' sum of these is corrupt."""
+  return float(-np.log2(np.diff(row[1:]).max() / float(1 << abs(int(row[0])))))
+
+
 def split_escapes(symbols: tf.Tensor, escape: tf.Tensor):
   """Symbols (value − offset, int32 [n]) and each one's escape symbol (the
   table size) -> (main symbols, escaped mask, magnitudes g ≥ 1 and signs of

@@ -19,10 +19,13 @@ every decoded symbol is one bounded table search:
   * bits: for each escape, the bits of g below its leading one (MSB first)
     and its sign, each with probability ½.
 
-The decoder decodes the main symbols, counts the escapes, and refuses a
+The decoder first refuses a payload shorter than the least information its
+symbols carry (each symbol costs at least −log2 of its row's largest
+probability), then decodes the main symbols, counts the escapes, and refuses a
 payload whose escape section could not fit in its bytes (every escape-section
 symbol costs at least one bit), so time and memory stay bounded by the number
-of symbols and the payload size, whatever the input.
+of symbols and the payload size, whatever the input; and a tiny file cannot
+claim a huge image.
 """
 
 from typing import Optional
@@ -31,10 +34,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
-from tfc_codecs.coding_common import (MAX_LENGTH, escape_bits, merge_escapes,
-                                      read_escapes, split_escapes, split_rows)
+from tfc_codecs.coding_common import (  # pylint: disable=unused-import
+    MAX_LENGTH, escape_bits, least_bits, merge_escapes, read_escapes, split_escapes,
+    split_rows)
 
 _SLACK_BITS = 64  # Range-coder bytes not accounted to symbols (start, flush).
+_INFORMATION_MARGIN = 0.99  # For float32 sums of per-symbol information bounds.
 
 
 def _length_row() -> np.ndarray:
@@ -70,6 +75,7 @@ class RangeCoder(tf.Module):
     table += [_length_row(), np.array([1, 0, 1, 2])]
     self._table = tf.constant(np.concatenate(table), tf.int32)
     self._offset = tf.constant(self.cdf_offset, tf.int32)
+    self._least_bits = tf.constant([least_bits(row) for row in rows], tf.float32)
 
   def encode(self, values: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
     """int32 values and their row indexes (same shape) -> scalar string."""
@@ -93,22 +99,28 @@ class RangeCoder(tf.Module):
     indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
     string = tf.reshape(string, [])
     budget = 8 * tf.strings.length(string) + _SLACK_BITS
+    # Refused before any work that scales with the claimed size (a few bytes
+    # claiming a huge image would otherwise keep the synthesis busy for minutes).
+    least = tf.reduce_sum(tf.gather(self._least_bits, indexes))
+    tf.debugging.assert_greater_equal(
+        tf.cast(budget, tf.float32), _INFORMATION_MARGIN * least,
+        message="shorter than the information its symbols carry")
     handle = gen_ops.create_range_decoder(string, self._table)
     handle, main = gen_ops.entropy_decode_index(handle, indexes, tf.shape(indexes), tf.int32)
     escape = tf.gather(self._escape, indexes)
     escaped = tf.equal(main, escape)
     count = tf.reduce_sum(tf.cast(escaped, tf.int32))
-    tf.debugging.assert_less_equal(count, budget, message="corrupt payload (escapes)")
+    tf.debugging.assert_less_equal(count, budget, message="too many escapes for its length")
     handle, length = gen_ops.entropy_decode_index(
         handle, tf.fill([count], self._length_index), [count], tf.int32)
     length += 1
     num_bits = tf.reduce_sum(length)  # Bits below the leading ones, plus signs.
     tf.debugging.assert_less_equal(count + num_bits, budget,
-                                   message="corrupt payload (escape section)")
+                                   message="escape section longer than the payload")
     handle, bits = gen_ops.entropy_decode_index(
         handle, tf.fill([num_bits], self._bit_index), [num_bits], tf.int32)
     tf.debugging.assert_equal(gen_ops.entropy_decode_finalize(handle), True,
-                              message="corrupt payload (range decoder check)")
+                              message="range decoder check failed")
     magnitude, negative = read_escapes(bits, length)
     symbols = merge_escapes(main, escape, magnitude, negative)
     return tf.reshape(symbols + tf.gather(self._offset, indexes), shape)

@@ -38,8 +38,10 @@ symbol count (L ≤ number of symbols, L ≥ symbols / MAX_STEPS, so the loop
 runs at most MAX_STEPS times), reads words through clamped indexes, and
 refuses an escape section that does not hold the escapes it decoded, so any
 input decodes to values of the right shape or fails with an
-InvalidArgumentError "corrupt payload (...)", in time and memory bounded by
-the symbol count and the payload size.
+InvalidArgumentError naming the defect, in time and memory bounded by the
+symbol count and the payload size. As in `range_coding`, a payload shorter
+than the least information its symbols carry is refused before decoding (a
+tiny file cannot claim a huge image).
 """
 
 from typing import Optional
@@ -48,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs.coding_common import (
-    MAX_LENGTH, big_endian, bits_of, byte_values, escape_bits, merge_escapes,
+    MAX_LENGTH, big_endian, bits_of, byte_values, escape_bits, least_bits, merge_escapes,
     pack_bits, read_escapes, read_uint, split_escapes, split_rows, to_string)
 
 MAX_PRECISION = 16
@@ -58,6 +60,7 @@ SYMBOLS_PER_LANE_SQUARED = 256  # L = ceil(sqrt(n / 256)): 34 lanes for 295k sym
 _LOWER = 1 << 16  # State interval [2**16, 2**32).
 _ROW_STRIDE = 1 << 17  # Row r's CDF values are offset by r·2**17 in the flat table.
 _HEADER = 6
+_INFORMATION_MARGIN = 0.99  # For float32 sums of per-symbol information bounds.
 _UNROLL = 4  # Steps per loop iteration (the step count is padded to a multiple).
 
 
@@ -121,6 +124,7 @@ class StockCoder(tf.Module):
     self._pad_row = len(rows)  # One symbol of probability 1: the state is unchanged.
     self._escape = tf.constant([row.size - 3 for row in rows], tf.int32)
     self._offset = tf.constant(self.cdf_offset, tf.int32)
+    self._least_bits = tf.constant([least_bits(row) for row in rows], tf.float32)
     self._precision = tf.constant(precision, tf.int64)
     self._start = tf.constant(starts, tf.int64)
     flat = np.concatenate(flat)
@@ -192,12 +196,18 @@ class StockCoder(tf.Module):
     lanes = read_uint(data, 0, 2)
     num_words = read_uint(data, 2, 4)
     stream_end = _HEADER + 4 * lanes + 2 * num_words
-    check = tf.debugging.Assert(
-        (size >= stream_end)
-        & tf.where(count > 0, (lanes >= (count + MAX_STEPS - 1) // MAX_STEPS)
-                   & (lanes >= 1) & (lanes <= tf.minimum(count, MAX_LANES)),
-                   tf.equal(lanes, 0) & tf.equal(num_words, 0)),
-        [tf.constant("corrupt payload (stock coder header)")])
+    # Refused before any work that scales with the claimed size: rANS stores
+    # at most 16 bits of information in each word and each lane's state.
+    least = tf.reduce_sum(tf.gather(self._least_bits, indexes))
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.cast(8 * size, tf.float32) >= _INFORMATION_MARGIN * least,
+        [tf.constant("shorter than the information its symbols carry")])]):
+      check = tf.debugging.Assert(
+          (size >= stream_end)
+          & tf.where(count > 0, (lanes >= (count + MAX_STEPS - 1) // MAX_STEPS)
+                     & (lanes >= 1) & (lanes <= tf.minimum(count, MAX_LANES)),
+                     tf.equal(lanes, 0) & tf.equal(num_words, 0)),
+          [tf.constant("stock coder header does not fit the payload")])
     with tf.control_dependencies([check]):
       lanes = tf.identity(lanes)
     states = tf.reduce_sum(tf.reshape(data[_HEADER:_HEADER + 4 * lanes], [-1, 4])
@@ -205,9 +215,11 @@ class StockCoder(tf.Module):
     words = tf.reduce_sum(tf.reshape(data[_HEADER + 4 * lanes:stream_end], [-1, 2])
                           * tf.constant([256, 1], tf.int64), 1)
     tf.debugging.assert_greater_equal(states, tf.constant(_LOWER, tf.int64),
-                                      message="corrupt payload (stock coder states)")
+                                      message="stock coder state out of range")
     main, ok = self._decode_lanes(states, words, indexes, lanes)
-    tf.debugging.assert_equal(ok, True, message="corrupt payload (rANS check)")
+    with tf.control_dependencies([tf.debugging.assert_equal(
+        ok, True, message="rANS check failed")]):
+      main = tf.identity(main)  # The escapes are read only from a checked stream.
     escape = tf.gather(self._escape, indexes)
     magnitude, negative = self._read_section(data[stream_end:], main, escape)
     symbols = merge_escapes(main, escape, magnitude, negative)
@@ -255,7 +267,7 @@ class StockCoder(tf.Module):
     count = tf.reduce_sum(tf.cast(escaped, tf.int32))
     available = 8 * tf.size(section)
     with tf.control_dependencies([tf.debugging.assert_less_equal(
-        count, available, message="corrupt payload (escapes)")]):
+        count, available, message="too many escapes for its length")]):
       bits = bits_of(section)
     ends = tf.cast(tf.where(tf.equal(bits, 1))[:count, 0], tf.int32)  # Unary lengths' ones.
     length = ends - tf.concat([[-1], ends[:-1]], 0)
@@ -264,5 +276,5 @@ class StockCoder(tf.Module):
     with tf.control_dependencies([tf.debugging.Assert(
         tf.equal(tf.size(ends), count) & tf.reduce_all(length <= MAX_LENGTH)
         & tf.equal((total + 7) // 8, tf.size(section)),
-        [tf.constant("corrupt payload (escape section)")])]):
+        [tf.constant("escape section does not match the payload")])]):
       return read_escapes(bits[lengths_end:total], length)

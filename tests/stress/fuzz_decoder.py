@@ -14,8 +14,8 @@ decoder and the synthesis transforms.
 The oracle (`check`): an input either decodes to a uint8 image of exactly the
 size its header declares, or fails with a `CodecError` whose message is one
 non-empty line. Anything else is a crash. Every input must finish within a
-time limit (a soft limit reported as "slow", and a hard one after which the
-worker process is killed and the input recorded as a hang), and the worker's
+time limit (a soft limit of wall time reported as "slow", and a hard one of the
+worker's CPU time after which it is killed and the input recorded as a hang), and the worker's
 resident memory must stay under a bound. Headers claiming more pixels than
 the decoder's limit must be rejected before any decoding (checked by time and
 by the decoder never being called: such inputs must fail in `container.parse`).
@@ -63,7 +63,7 @@ RESULTS = REPO / "benchmarks" / "results" / "fuzz_decoder.json"
 PHOTO = REPO / "testdata" / "images" / "bsds_crop_0.png"
 
 SOFT_SECONDS = 10.  # An input slower than this is reported ("slow").
-HARD_SECONDS = 120.  # A worker stuck this long on one input is killed ("hang").
+HARD_SECONDS = 120.  # CPU seconds on one input after which the worker is killed ("hang").
 RSS_BOUND = 6 << 30  # Resident memory bound of a fuzzing worker.
 
 _U32 = struct.Struct(">I")
@@ -600,6 +600,16 @@ def _rss() -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+  """User + system CPU seconds of a process so far (Linux; 0 if unknown)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+  except OSError:
+    return 0.
+  return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker(conn, seed_value, plan, progress):
   """Runs the plan [(codec, start, count)], reporting to the parent through
   `conn` (a summary per batch) and `progress` (index being fuzzed now)."""
@@ -711,6 +721,7 @@ def main(argv=None) -> int:
                               daemon=True)
     process.start()
     last_change, last_seen = time.monotonic(), (-1, -1)
+    cpu_at_change = 0.
     batch_start = time.monotonic()
     finished = False
     while True:
@@ -734,9 +745,14 @@ def main(argv=None) -> int:
                 f"{len(totals[name]['crashes'])} crashes", flush=True)
           continue
       seen = (progress[0], progress[1])
+      cpu = _cpu_seconds(process.pid)
       if seen != last_seen:
-        last_seen, last_change = seen, time.monotonic()
-      stuck = time.monotonic() - last_change > HARD_SECONDS
+        last_seen, last_change, cpu_at_change = seen, time.monotonic(), cpu
+      # Stuck: HARD_SECONDS of the worker's own CPU time on one input (or on
+      # starting), so a starved worker (nice, a busy machine) is not a hang;
+      # or ten times that in wall time (a worker blocked without using CPU).
+      stuck = (cpu - cpu_at_change > HARD_SECONDS
+               or time.monotonic() - last_change > 10 * HARD_SECONDS)
       if not process.is_alive() or stuck or (deadline and time.monotonic() > deadline):
         break
     if finished:

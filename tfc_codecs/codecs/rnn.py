@@ -217,7 +217,7 @@ class RnnCodec(Codec):
 
   @staticmethod
   def _paste(canvas, tile, top, left):
-    """`canvas` [H, W, 3] with `tile` [h, w, 3] written at (top, left)."""
+    """`canvas` [H, W, ...] with `tile` [h, w, ...] written at (top, left)."""
     rows = tf.range(top, top + tf.shape(tile)[0])
     cols = tf.range(left, left + tf.shape(tile)[1])
     grid = tf.stack(tf.meshgrid(rows, cols, indexing="ij"), axis=-1)
@@ -276,7 +276,9 @@ class RnnCodec(Codec):
     bits = tf.cast(iterations * self.bits * tf.reduce_prod(padded), tf.float32)
     return x_hat, bits
 
-  def _run_decoder(self, payloads, image_shape, raw):
+  def _run_decoder(self, payloads, image_shape, raw, every_step=False):
+    """uint8 [H, W, 3] image of the payloads; with `every_step`, the image after
+    each iteration, [iterations, H, W, 3]."""
     padded_shape = -(-image_shape // 16) * 16
     _, cols, num_tiles = self._tile_grid(padded_shape)
     iterations = tf.size(payloads)
@@ -293,7 +295,9 @@ class RnnCodec(Codec):
       codes_t = codes_t.write(t, codes01)
       previous = codes01
     codes01 = codes_t.stack()  # [iterations, all tiles' codes]
-    canvas = tf.zeros(tf.concat([padded_shape, [3]], 0), tf.uint8)
+    # Canvas [H, W, 3], or [H, W, iterations, 3] with every step.
+    steps_shape = [iterations] if every_step else []
+    canvas = tf.zeros(tf.concat([padded_shape, steps_shape, [3]], 0), tf.uint8)
     offset = 0
     for index in tf.range(num_tiles):
       top, left, tile_h, tile_w = self._tile_box(index, cols, padded_shape)
@@ -302,12 +306,18 @@ class RnnCodec(Codec):
                               [iterations, 1, tile_h // 16, tile_w // 16, self.bits])
       x_hat = tf.zeros([1, tile_h, tile_w, 3])
       _, decoder_states = self._zero_states(x_hat)
+      steps = tf.TensorArray(tf.uint8, size=iterations if every_step else 0)
       for t in tf.range(iterations):
         codes = 2. * tf.cast(tile_codes[t], tf.float32) - 1.
         x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
-      canvas = self._paste(canvas, to_uint8((x_hat[0] + 0.5) * 255.), top, left)
+        if every_step:
+          steps = steps.write(t, to_uint8((x_hat[0] + 0.5) * 255.))
+      tile = (tf.transpose(steps.stack(), [1, 2, 0, 3]) if every_step
+              else to_uint8((x_hat[0] + 0.5) * 255.))
+      canvas = self._paste(canvas, tile, top, left)
       offset += size
-    return canvas[:image_shape[0], :image_shape[1]]
+    canvas = canvas[:image_shape[0], :image_shape[1]]
+    return tf.transpose(canvas, [2, 0, 1, 3]) if every_step else canvas
 
   @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
   def decompress(self, payloads, image_shape):
@@ -318,6 +328,12 @@ class RnnCodec(Codec):
   def decompress_raw(self, payloads, image_shape):
     """Packed-bit payloads -> uint8 image."""
     return self._run_decoder(payloads, image_shape, raw=True)
+
+  @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC])
+  def decompress_steps(self, payloads, image_shape):
+    """Range-coded payloads -> the image after each iteration, uint8
+    [iterations, H, W, 3] (step k is what `decompress` gives for k payloads)."""
+    return self._run_decoder(payloads, image_shape, raw=False, every_step=True)
 
   def _compress_padded(self, x):
     raise NotImplementedError("use compress(image, iterations)")

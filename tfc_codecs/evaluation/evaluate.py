@@ -70,8 +70,26 @@ def learned_points(model: Optional[str], qualities: Optional[Sequence[int]]):
     points = [RatePoint(zoo.read_fingerprint(path), quality,
                         lambda path=path: make_coder(path))
               for quality, path in paths]
-  name = f"tfc_codecs-{os.path.basename(os.path.normpath(label))}"
-  return name, f"tfc_codecs {label}, real .tfci files", points
+  return learned_name(model), f"tfc_codecs {label}, real .tfci files", points
+
+
+def learned_name(model: Optional[str]) -> str:
+  """The results name of a shipped model family or model directory."""
+  from tfc_codecs import zoo  # pylint: disable=import-outside-toplevel
+  return f"tfc_codecs-{os.path.basename(os.path.normpath(model or zoo.DEFAULT_MODEL))}"
+
+
+def evaluate_learned(model: Optional[str], qualities: Optional[Sequence[int]],
+                     files: Sequence[str], output: str, per_image: bool = False,
+                     progress: bool = True) -> Dict:
+  """Evaluates a shipped model family or model directory at its qualities."""
+  from tfc_codecs import api  # pylint: disable=import-outside-toplevel
+  name, description, points = learned_points(model, qualities)
+  codec = api.load(model, qualities[0] if qualities else None)
+  if codec.progressive:
+    return evaluate_progressive(name, description, codec, files, output, qualities,
+                                per_image, progress)
+  return evaluate(name, description, points, files, output, per_image, progress)
 
 
 def classical_points(name: str, qualities: Optional[Sequence[int]]):
@@ -89,6 +107,16 @@ def list_images(folder: str) -> List[str]:
   return images.list_images(folder)
 
 
+def _quality(image: np.ndarray, decoded: np.ndarray, path: str) -> Dict[str, float]:
+  """bpp of the file at `path`, and the distortion of its decoded image."""
+  if decoded.shape != image.shape:
+    raise CodecError(f"decoded shape {decoded.shape} != {image.shape}")
+  ms_ssim = metrics.ms_ssim(image, decoded)
+  return {"bpp": metrics.bits_per_pixel(os.path.getsize(path), *image.shape[:2]),
+          "psnr-rgb": metrics.psnr(image, decoded), "ms-ssim-rgb": ms_ssim,
+          "ms-ssim-rgb-db": metrics.ms_ssim_db(ms_ssim)}
+
+
 def _measure(coder: Coder, image: np.ndarray, workdir: str) -> Dict[str, float]:
   path = os.path.join(workdir, "bitstream")
   start = time.perf_counter()
@@ -97,20 +125,12 @@ def _measure(coder: Coder, image: np.ndarray, workdir: str) -> Dict[str, float]:
   start = time.perf_counter()
   decoded = coder.decode(images.read_bytes(path))
   decoding_time = time.perf_counter() - start
-  if decoded.shape != image.shape:
-    raise CodecError(f"decoded shape {decoded.shape} != {image.shape}")
-  ms_ssim = metrics.ms_ssim(image, decoded)
-  return {"bpp": metrics.bits_per_pixel(os.path.getsize(path), *image.shape[:2]),
-          "psnr-rgb": metrics.psnr(image, decoded), "ms-ssim-rgb": ms_ssim,
-          "ms-ssim-rgb-db": metrics.ms_ssim_db(ms_ssim),
-          "encoding_time": encoding_time, "decoding_time": decoding_time}
+  return dict(_quality(image, decoded, path), encoding_time=encoding_time,
+              decoding_time=decoding_time)
 
 
-def evaluate(name: str, description: str, points: Sequence[RatePoint],
-             files: Sequence[str], output: str, per_image: bool = False,
-             progress: bool = True) -> Dict:
-  """Runs all points on all files; writes and returns the results dict."""
-  partial = output + ".partial.jsonl"
+def _read_partial(partial: str) -> Dict[tuple, Dict]:
+  """Finished (point, image) rows of an interrupted run."""
   done = {}
   if os.path.exists(partial):
     with open(partial) as f:
@@ -120,6 +140,31 @@ def evaluate(name: str, description: str, points: Sequence[RatePoint],
         except ValueError:
           continue  # A line cut short by an interruption.
         done[(row["point"], row["image"])] = row
+  return done
+
+
+def _report(name: str, description: str, qualities: Sequence[int], rows_by_point,
+            files: Sequence[str], output: str, per_image: bool) -> Dict:
+  """Averages rows per point into CompressAI's schema; writes `output`."""
+  results = {m: [float(np.mean([r[m] for r in rows])) for rows in rows_by_point]
+             for m in METRICS}
+  results["quality"] = list(qualities)
+  report = dict(name=name, description=f"{description}; {len(files)} images from "
+                f"{os.path.dirname(os.path.abspath(files[0]))}", results=results)
+  if per_image:
+    report["per_image"] = [r for rows in rows_by_point for r in rows]
+  fileio.atomic_write(output, (json.dumps(report, indent=2) + "\n").encode(),
+                      overwrite=True)
+  os.remove(output + ".partial.jsonl")
+  return report
+
+
+def evaluate(name: str, description: str, points: Sequence[RatePoint],
+             files: Sequence[str], output: str, per_image: bool = False,
+             progress: bool = True) -> Dict:
+  """Runs all points on all files; writes and returns the results dict."""
+  partial = output + ".partial.jsonl"
+  done = _read_partial(partial)
   bar = tqdm.tqdm(total=len(points) * len(files), disable=not progress,
                   desc=name, unit="image")
   rows_by_point = []
@@ -142,14 +187,57 @@ def evaluate(name: str, description: str, points: Sequence[RatePoint],
         bar.update(1)
       rows_by_point.append(rows)
   bar.close()
-  results = {m: [float(np.mean([r[m] for r in rows])) for rows in rows_by_point]
-             for m in METRICS}
-  results["quality"] = [p.quality for p in points]
-  report = dict(name=name, description=f"{description}; {len(files)} images from "
-                f"{os.path.dirname(os.path.abspath(files[0]))}", results=results)
-  if per_image:
-    report["per_image"] = [r for rows in rows_by_point for r in rows]
-  fileio.atomic_write(output, (json.dumps(report, indent=2) + "\n").encode(),
-                      overwrite=True)
-  os.remove(partial)
-  return report
+  return _report(name, description, [p.quality for p in points], rows_by_point,
+                 files, output, per_image)
+
+
+def evaluate_progressive(name: str, description: str, codec, files: Sequence[str],
+                         output: str, qualities: Optional[Sequence[int]] = None,
+                         per_image: bool = False, progress: bool = True) -> Dict:
+  """`evaluate` for a progressive codec (rnn), in one encode and one decode
+  per image: the file cut after K payloads (header re-serialized with count
+  and quality K) is byte for byte the K-iteration file, and
+  `decompress_steps` gives every K's decoded image; one K per image is also
+  decoded from its cut file on disk and must match. encoding_time and
+  decoding_time are those of the top-quality file, for every K."""
+  from tfc_codecs import container  # pylint: disable=import-outside-toplevel
+  qualities = list(qualities or range(1, codec.num_qualities + 1))
+  keys = [f"{codec.meta['fingerprint']}-q{k}" for k in qualities]
+  partial = output + ".partial.jsonl"
+  done = _read_partial(partial)
+  bar = tqdm.tqdm(total=len(files), disable=not progress, desc=name, unit="image")
+  with tempfile.TemporaryDirectory() as workdir, open(partial, "a") as log:
+    path = os.path.join(workdir, "bitstream")
+    for index, image_path in enumerate(files):
+      image_name = os.path.basename(image_path)
+      if all((key, image_name) in done for key in keys):
+        bar.update(1)
+        continue
+      image, _ = images.read_image(image_path)
+      if index == 0:
+        codec.decompress_steps(codec.compress(image, max(qualities)))  # Warm-up.
+      start = time.perf_counter()
+      full = codec.compress(image, max(qualities))
+      encoding_time = time.perf_counter() - start
+      start = time.perf_counter()
+      steps = codec.decompress_steps(full)
+      decoding_time = time.perf_counter() - start
+      stream = container.parse(full, codec.max_pixels)
+      checked = qualities[index % len(qualities)]
+      for key, quality in zip(keys, qualities):
+        fileio.atomic_write(path, container.serialize(dataclasses.replace(
+            stream, payloads=stream.payloads[:quality], quality=quality)), overwrite=True)
+        if quality == checked and not np.array_equal(
+            codec.decompress(images.read_bytes(path)), steps[quality - 1]):
+          raise CodecError(f"{image_name}: the {quality}-iteration file decodes "
+                           "differently from decompress_steps")
+        row = dict(point=key, image=image_name, quality=quality,
+                   **_quality(image, steps[quality - 1], path),
+                   encoding_time=encoding_time, decoding_time=decoding_time)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        done[(key, image_name)] = row
+      bar.update(1)
+  bar.close()
+  rows_by_point = [[done[(key, os.path.basename(f))] for f in files] for key in keys]
+  return _report(name, description, qualities, rows_by_point, files, output, per_image)

@@ -85,9 +85,11 @@ def read_config_file(path: str) -> List[ModelConfig]:
 class Version:
   """One loaded version of a model: its signature functions and SignatureDefs."""
 
-  def __init__(self, number: int, path: str):
+  def __init__(self, number: int, path: str,
+               runs: Optional[threading.BoundedSemaphore] = None):
     self.number = number
     self.path = path
+    self._runs = runs or threading.BoundedSemaphore(1)
     meta_graphs = [m for m in loader_impl.parse_saved_model(path).meta_graphs
                    if set(m.meta_info_def.tags) == {"serve"}]
     if not meta_graphs:
@@ -141,7 +143,8 @@ class Version:
                            f"{_shape_text(spec.shape)}")
       tensors[name] = tensor
     try:
-      outputs = function(**tensors)
+      with self._runs:  # Requests beyond the limit wait here, holding no tensors.
+        outputs = function(**tensors)
     except tf.errors.OpError as e:
       raise ServingError(error_codes_pb2.Code.Name(e.error_code),
                          op_error_message(e.message)) from None
@@ -192,7 +195,14 @@ def select_versions(policy, numbers) -> set:
 class ModelStore:
   """Loaded versions of every configured model, polled for changes."""
 
-  def __init__(self, configs: List[ModelConfig], poll_seconds: float):
+  def __init__(self, configs: List[ModelConfig], poll_seconds: float,
+               max_concurrent_runs: int = 2):
+    """`max_concurrent_runs` bounds the signature calls running at once over all
+    models (the rest queue): each call uses every core and holds its own
+    activations, so more of them add memory and latency, not throughput."""
+    if max_concurrent_runs < 1:
+      raise CodecError("--max_concurrent_runs must be at least 1")
+    self._runs = threading.BoundedSemaphore(max_concurrent_runs)
     for config in configs:
       if not os.path.isdir(config.base_path):
         raise CodecError(f"model {config.name}: base path {config.base_path} "
@@ -239,7 +249,7 @@ class ModelStore:
         for number in missing:
           path = on_disk[number]
           try:
-            versions[number] = Version(number, path)
+            versions[number] = Version(number, path, self._runs)
             self._failed.pop(path, None)
             log(f"loaded model {config.name} version {number} from {path}")
           except Exception as e:  # pylint: disable=broad-except  # Retried when it changes.
