@@ -144,10 +144,12 @@ class ImageCodec:
     `decompress(data, iterations=k)`."""
     stream = self.parse(data)
     if not self.progressive or stream.coder not in container.OPS_OF_CODER:
-      raise CodecError("decompress_steps needs an entropy-coded file of a progressive codec")
+      raise CodecError("decompress_steps needs a range-coded or stock-coded file of a "
+                       "progressive codec")
     try:
-      steps = self._net_for(stream.coder).decompress_steps(tf.constant(stream.payloads, tf.string),
-                                        tf.constant([stream.height, stream.width], tf.int32))
+      steps = self._net_for(stream.coder).decompress_steps(
+          tf.constant(stream.payloads, tf.string),
+          tf.constant([stream.height, stream.width], tf.int32))
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
     return steps.numpy()
