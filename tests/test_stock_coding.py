@@ -18,7 +18,7 @@ from conftest import random_symbols
 
 DEFECTS = ("header does not fit|state out of range|rANS check failed|too many escapes|"
            "escape section does not match|shorter than the information")
-SETTINGS = settings(max_examples=8, deadline=None, derandomize=True)  # A new coder traces anew.
+SETTINGS = settings(max_examples=6, deadline=None, derandomize=True)  # A new coder traces anew.
 
 
 @pytest.fixture(scope="module")
