@@ -27,7 +27,7 @@ setuptools.setup(
         "tqdm",  # progress bars (tfc_codecs evaluate); tensorflow-datasets needs it too.
         "tensorflow-serving-api==2.14.1",  # tfc_codecs serve/client: TF Serving's protos and gRPC stubs.
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "hypothesis"]},  # hypothesis: stock-coder property tests.
     entry_points={"console_scripts": ["tfc_codecs=tfc_codecs.cli:run"]},
     scripts=[],
 )

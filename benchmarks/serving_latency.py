@@ -108,13 +108,16 @@ def main():
   parser.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data",
                                                       "kodak", "kodim01.png"))
   parser.add_argument("--seconds", type=float, default=20.)
+  parser.add_argument("--ops", choices=("stock", "tfc"), default="stock",
+                      help="Entropy coder of the export (the results table was "
+                      "measured with tfc, before stock became the default).")
   args = parser.parse_args()
 
   image = images.read_image(args.image)[0]
   png = images.encode_png(image)  # What a client would send: PNG bytes.
-  codec = api.load(args.model)
+  codec = api.load(args.model, ops=args.ops)
   with tempfile.TemporaryDirectory() as base:
-    path = export.export(args.model, base, model_name="default")
+    path = export.export(args.model, base, model_name="default", ops=args.ops)
     with open(os.path.join(path, export.INFO_FILE)) as f:
       info = json.load(f)
     quality = info["default_quality"] if info["num_qualities"] else None

@@ -169,12 +169,13 @@ def run_load(rest: str, grpc_address: str, model_name: str, mix, clients: int,
       rss_samples_mib=[(t, round(m / 2**20, 1)) for t, m in memory])
 
 
-def serve_and_load(model: str, clients: int, seconds: float, image_path: str) -> Dict[str, Any]:
-  """Exports `model`, serves it, runs the load; returns the result."""
+def serve_and_load(model: str, clients: int, seconds: float, image_path: str,
+                   ops: str = "stock") -> Dict[str, Any]:
+  """Exports `model` (entropy coder `ops`), serves it, runs the load; returns the result."""
   image = images.read_image(image_path)[0]
-  codec = api.load(model)
+  codec = api.load(model, ops=ops)
   with tempfile.TemporaryDirectory() as base:
-    path = export.export(model, base, model_name="default")
+    path = export.export(model, base, model_name="default", ops=ops)
     with open(os.path.join(path, export.INFO_FILE)) as f:
       info = json.load(f)
     quality = info["default_quality"] if info["num_qualities"] else None
@@ -198,8 +199,11 @@ def main():
                                                       "kodak", "kodim01.png"))
   parser.add_argument("--clients", type=int, default=32)
   parser.add_argument("--seconds", type=float, default=60.)
+  parser.add_argument("--ops", choices=("stock", "tfc"), default="stock",
+                      help="Entropy coder of the export (the stored result was "
+                      "measured with tfc, before stock became the default).")
   args = parser.parse_args()
-  result = serve_and_load(args.model, args.clients, args.seconds, args.image)
+  result = serve_and_load(args.model, args.clients, args.seconds, args.image, args.ops)
   result["command"] = "python benchmarks/serving_load.py " + " ".join(sys.argv[1:])
   os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
   with open(RESULTS, "w") as f:

@@ -2,15 +2,16 @@
 
     python examples/decode_tfci_dataset.py EXPORT_DIR TFCI_FOLDER
 
-EXPORT_DIR is a `tfc_codecs export` version directory. Only TensorFlow and
-tensorflow_compression (for its range-coder ops) are needed, not tfc_codecs.
+EXPORT_DIR is a `tfc_codecs export` version directory. Only TensorFlow is
+needed: not tfc_codecs, and not tensorflow_compression (the default exports
+entropy code in stock ops; an `--ops tfc` export needs
+`import tensorflow_compression` first, for its range-coder ops).
 Prints one line per file: name, decoded size and the model's output.
 """
 
 import sys
 
 import tensorflow as tf
-import tensorflow_compression  # pylint: disable=unused-import  # Registers the coder ops.
 
 
 def main(export_dir: str, folder: str) -> None:

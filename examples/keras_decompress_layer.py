@@ -4,13 +4,14 @@
 
 The layer takes `.tfci` bytes (string [1]) and returns the decoded image as
 float [1, H, W, 3] in 0..1, so a Keras model can start from compressed files.
-Prints the decoded size and the mean of each channel.
+Prints the decoded size and the mean of each channel. Plain TensorFlow runs a
+default (stock-ops) export; an `--ops tfc` export needs
+`import tensorflow_compression` first.
 """
 
 import sys
 
 import tensorflow as tf
-import tensorflow_compression  # pylint: disable=unused-import  # Registers the coder ops.
 
 
 class Decompress(tf.keras.layers.Layer):

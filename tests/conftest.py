@@ -69,6 +69,17 @@ def photo(photos):
   return photos[PHOTO_PATHS[0].name]
 
 
+def random_symbols(seed, n, spread=1.5):
+  """(values, scale-table indexes) int32 [n]: Gaussian values at `spread`
+  times their scale (the larger, the more escapes)."""
+  from tfc_codecs import entropy_models  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(seed)
+  indexes = rng.integers(0, entropy_models.NUM_SCALES, n).astype(np.int32)
+  scales = entropy_models._scale_fn(indexes.astype(np.float32)).numpy()  # pylint: disable=protected-access
+  values = np.round(rng.normal(size=n) * scales * spread).astype(np.int32)
+  return values, indexes
+
+
 # Importing TensorFlow sets these in this process; a user's shell has none of
 # them, and TF2_BEHAVIOR changes how TensorFlow starts up, so subprocesses must
 # not inherit them.

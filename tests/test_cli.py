@@ -354,3 +354,22 @@ def test_train_resumes(cli_runs):
   assert runs["meta5"]["provenance"]["steps"] == 5
   assert runs["meta5"]["fingerprint"] != runs["meta3"]["fingerprint"]
   assert no_temp_files(runs["train_dir"]) == []
+
+
+def test_stock_coder_from_the_cli(run_cli, model_dirs, photos, tmp_path):
+  """compress --ops stock writes what the library's stock coder writes
+  (coder 4); decompress and info read it like a range-coded file."""
+  import tfc_codecs  # pylint: disable=import-outside-toplevel
+  model = str(model_dirs["hyperprior"])
+  shutil.copy(model_dirs["hyperprior"].parent.parent / "images" / PHOTO, tmp_path / "p.png")
+  result = run_cli("compress", "--model", model, "--ops", "stock", "p.png", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  data = (tmp_path / "p.png.tfci").read_bytes()
+  assert data == tfc_codecs.load(model, ops="stock").compress(photos[PHOTO])
+  assert container.parse(data, 1 << 20).coder == container.CODER_STOCK
+  result = run_cli("decompress", "--model", model, "p.png.tfci", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  np.testing.assert_array_equal(read_png(tmp_path / "p.png.tfci.png"),
+                                tfc_codecs.load(model).decompress(data))
+  result = run_cli("info", "p.png.tfci", cwd=tmp_path)
+  assert re.search(r"^coder:\s+stock-rans\+escapes$", result.stdout, re.M), result.stdout

@@ -1,6 +1,9 @@
 """SavedModel exports: the same bytes as the library, in a fresh process, with
-TF Serving's signature conventions; damaged files fail inside the graph."""
+TF Serving's signature conventions; damaged files fail inside the graph.
+Stock exports (the default) run where tensorflow_compression was never
+imported and contain only stock ops; hyperprior-vr is exported with --ops tfc."""
 
+import json
 import os
 import re
 import subprocess
@@ -16,9 +19,16 @@ from tfc_codecs.errors import CodecError
 
 from conftest import PHOTO_PATHS, TESTDATA, subprocess_env
 
-MODELS = {"hyperprior": (TESTDATA / "models" / "hyperprior_tiny", None),
-          "hyperprior-vr": (TESTDATA / "models" / "hyperprior_vr_tiny", 2),
-          "rnn": (TESTDATA / "models" / "rnn_tiny", 3)}
+MODELS = {"factorized": (TESTDATA / "models" / "factorized_tiny", None, "stock"),
+          "hyperprior": (TESTDATA / "models" / "hyperprior_tiny", None, "stock"),
+          "hyperprior-vr": (TESTDATA / "models" / "hyperprior_vr_tiny", 2, "tfc"),
+          "rnn": (TESTDATA / "models" / "rnn_tiny", 3, "stock")}
+STOCK = sorted(name for name, (_, _, ops) in MODELS.items() if ops == "stock")
+
+
+def library(name):
+  """The library codec that writes what export `name` writes."""
+  return tfc_codecs.load(str(MODELS[name][0]), ops=MODELS[name][2])
 
 FRESH_PROCESS = """
 import sys
@@ -36,11 +46,57 @@ for f, p in zip(files.numpy(), pngs.numpy()):
 """
 
 
+# Plain TensorFlow: tensorflow_compression is never imported, so its ops are not
+# registered; every op type of every graph must be a registered stock op.
+STOCK_PROCESS = """
+import json, sys
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+results = {}
+for spec in json.loads(sys.argv[1]):
+  loaded = tf.saved_model.load(spec["path"])
+  op_types = set()
+  for signature in loaded.signatures.values():
+    graph = signature.graph
+    op_types |= {op.type for op in graph.get_operations()}
+    for function in graph.as_graph_def().library.function:
+      op_types |= {node.op for node in function.node_def}
+  saved = saved_model_pb2.SavedModel()
+  with open(spec["path"] + "/saved_model.pb", "rb") as f:
+    saved.ParseFromString(f.read())
+  for meta_graph in saved.meta_graphs:
+    op_types |= {node.op for node in meta_graph.graph_def.node}
+    for function in meta_graph.graph_def.library.function:
+      op_types |= {node.op for node in function.node_def}
+  images = tf.constant([open(p, "rb").read() for p in spec["images"]])
+  inputs = dict(image_bytes=images)
+  if spec["quality"]:
+    inputs["quality"] = tf.fill([len(spec["images"])], spec["quality"])
+  files = loaded.signatures["serving_default"](**inputs)["bitstream_bytes"]
+  pngs = loaded.signatures["decompress"](bitstream_bytes=files)["png_bytes"]
+  one = loaded.signatures["decompress_image"](bitstream_bytes=files[:1])["image"]
+  results[spec["name"]] = dict(
+      files=[f.hex() for f in files.numpy()], pngs=[p.hex() for p in pngs.numpy()],
+      image_shape=list(one.shape), op_types=sorted(op_types),
+      unregistered=sorted(t for t in op_types if op_def_registry.get(t) is None))
+assert "tensorflow_compression" not in sys.modules
+print(json.dumps(results))
+"""
+
+
+def tfc_op_types():
+  """The op types tensorflow-compression registers."""
+  from tensorflow.python.framework import op_def_registry  # pylint: disable=import-outside-toplevel
+  from tensorflow_compression.python.ops import gen_ops  # pylint: disable=import-outside-toplevel
+  return {name for name in dir(gen_ops) if name[:1].isupper() and op_def_registry.get(name)}
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
   base = tmp_path_factory.mktemp("exports")
-  return base, {name: (export.export(str(path), str(base)), quality)
-                for name, (path, quality) in MODELS.items()}
+  return base, {name: (export.export(str(path), str(base), ops=ops), quality)
+                for name, (path, quality, ops) in MODELS.items()}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -50,7 +106,7 @@ def test_fresh_process_serving_signatures_match_the_library(exports, name):
       [sys.executable, "-c", FRESH_PROCESS, path, str(quality or 0)]
       + [str(p) for p in PHOTO_PATHS[:2]],
       capture_output=True, text=True, env=subprocess_env(), check=True).stdout
-  codec = tfc_codecs.load(str(MODELS[name][0]))
+  codec = library(name)
   for line, photo_path in zip(out.splitlines(), PHOTO_PATHS[:2]):
     file_hex, png_hex = line.split()
     image = images.read_image(str(photo_path))[0]
@@ -59,12 +115,41 @@ def test_fresh_process_serving_signatures_match_the_library(exports, name):
     assert bytes.fromhex(png_hex) == images.encode_png(codec.decompress(expected))
 
 
+def test_stock_exports_run_without_tensorflow_compression(exports):
+  """Each codec's stock export, in a process that never imports
+  tensorflow_compression: only stock ops, and bit-exactly the library's
+  stock-coded files and decoded images (which the range-coder build of the
+  library decodes identically)."""
+  specs = [dict(name=name, path=exports[1][name][0], quality=exports[1][name][1] or 0,
+                images=[str(p) for p in PHOTO_PATHS[:2]]) for name in STOCK]
+  out = subprocess.run([sys.executable, "-c", STOCK_PROCESS, json.dumps(specs)],
+                       capture_output=True, text=True, env=subprocess_env(), check=True)
+  results = json.loads(out.stdout.splitlines()[-1])
+  tfc_ops = tfc_op_types()
+  assert {"EntropyEncodeIndex", "EntropyDecodeIndex", "CreateRangeEncoder"} <= tfc_ops
+  for name in STOCK:
+    result = results[name]
+    assert result["unregistered"] == [] and not set(result["op_types"]) & tfc_ops, name
+    assert {"While", "SearchSorted"} & set(result["op_types"]), name  # The rANS loop.
+    codec, range_codec = library(name), tfc_codecs.load(str(MODELS[name][0]))
+    quality = MODELS[name][1]
+    for file_hex, png_hex, photo_path in zip(result["files"], result["pngs"], PHOTO_PATHS):
+      image = images.read_image(str(photo_path))[0]
+      expected = codec.compress(image, quality)
+      assert bytes.fromhex(file_hex) == expected, name
+      assert container.parse(expected, 1 << 20, True).coder == container.CODER_STOCK
+      decoded = range_codec.decompress(expected)
+      np.testing.assert_array_equal(decoded, codec.decompress(expected))
+      assert bytes.fromhex(png_hex) == images.encode_png(decoded), name
+    assert result["image_shape"] == [1, 96, 128, 3]
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_load_accepts_exports(exports, name, photo):
   path, quality = exports[1][name]
   exported = tfc_codecs.load(path)
   assert isinstance(exported, export.ExportedCodec)
-  codec = tfc_codecs.load(str(MODELS[name][0]))
+  codec = library(name)
   data = exported.compress(photo, quality)
   assert data == codec.compress(photo, quality)
   np.testing.assert_array_equal(exported.decompress(data), codec.decompress(data))
@@ -90,7 +175,7 @@ def test_damaged_files_fail_in_the_graph(exports, photo):
       exported.decompress(bad)
   huge = container.serialize(container.Bitstream(
       codec="hyperprior", fingerprint=stream.fingerprint, height=60000, width=60000,
-      payloads=stream.payloads))
+      payloads=stream.payloads, coder=stream.coder))
   with pytest.raises(CodecError, match="limit"):
     exported.decompress(huge)
   assert np.array_equal(exported.decompress(data), tfc_codecs.load(
@@ -130,13 +215,17 @@ SAVED_MODEL_CLI_WITH_TFC_OPS = (
 
 
 def test_saved_model_cli_lists_the_signatures(exports):
-  """Stock saved_model_cli stops at the range-coder ops (custom ops, not
-  registered); with tensorflow_compression imported it lists everything."""
+  """Stock saved_model_cli stops at the range-coder ops of an --ops tfc export
+  (custom ops, not registered); with tensorflow_compression imported it lists
+  everything. A stock export needs nothing."""
   path, _ = exports[1]["hyperprior-vr"]
   stock = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
   result = subprocess.run([stock, "show", "--dir", path, "--all"], capture_output=True,
                           text=True, env=subprocess_env())
   assert result.returncode != 0 and "Op type not registered" in result.stderr
+  result = subprocess.run([stock, "show", "--dir", exports[1]["hyperprior"][0], "--all"],
+                          capture_output=True, text=True, env=subprocess_env(), check=True)
+  assert "signature_def['decompress']" in result.stdout
   out = subprocess.run([sys.executable, "-c", SAVED_MODEL_CLI_WITH_TFC_OPS, "show",
                         "--dir", path, "--all"], capture_output=True,
                        text=True, env=subprocess_env(), check=True).stdout
@@ -161,7 +250,7 @@ def test_saved_model_cli_lists_the_signatures(exports):
 
 def test_examples_decode_in_tf_data_and_as_a_keras_layer(exports, photos, tmp_path, repo_root):
   path, _ = exports[1]["hyperprior"]
-  codec = tfc_codecs.load(str(MODELS["hyperprior"][0]))
+  codec = library("hyperprior")
   expected = {}
   for name, image in photos.items():
     data = codec.compress(image)

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from tfc_codecs import entropy_models, range_coding
 
+from conftest import random_symbols
+
 
 @pytest.fixture(scope="module")
 def scale_model():
@@ -17,14 +19,6 @@ def scale_model():
 @pytest.fixture(scope="module")
 def coder(scale_model):
   return range_coding.RangeCoder(scale_model.cdf.numpy(), scale_model.cdf_offset.numpy())
-
-
-def random_symbols(seed, n, spread=1.5):
-  rng = np.random.default_rng(seed)
-  indexes = rng.integers(0, entropy_models.NUM_SCALES, n).astype(np.int32)
-  scales = entropy_models._scale_fn(indexes.astype(np.float32)).numpy()  # pylint: disable=protected-access
-  values = np.round(rng.normal(size=n) * scales * spread).astype(np.int32)
-  return values, indexes
 
 
 @pytest.mark.parametrize("seed", range(5))

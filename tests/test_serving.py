@@ -30,6 +30,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
+import tfc_codecs
 from tfc_codecs import export, images
 from tfc_codecs.errors import CodecError
 from tfc_codecs.serving import model_store
@@ -179,9 +180,10 @@ def server(base):
 
 
 @pytest.fixture(scope="module")
-def expected(codecs, photos):
-  """Photo file name -> (PNG bytes, .tfci bytes, decoded PNG bytes), local API."""
-  codec = codecs["hyperprior"]
+def expected(photos):
+  """Photo file name -> (PNG bytes, .tfci bytes, decoded PNG bytes), local API
+  (stock-coded, as the default export writes)."""
+  codec = tfc_codecs.load(str(MODEL_DIRS["hyperprior"]), ops="stock")
   result = {}
   for path in PHOTO_PATHS:
     data = codec.compress(photos[path.name])

@@ -9,7 +9,8 @@
 __version__ = "0.2.0"
 
 
-def load(name_or_path=None, quality=None):
-  """Loads a shipped model or a trained model directory; see `api.load`."""
+def load(name_or_path=None, quality=None, ops="tfc"):
+  """Loads a shipped model or a trained model directory; see `api.load`
+  (ops="stock": compress with the stock-op entropy coder)."""
   from tfc_codecs import api  # pylint: disable=import-outside-toplevel
-  return api.load(name_or_path, quality)
+  return api.load(name_or_path, quality, ops)

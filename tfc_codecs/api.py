@@ -1,7 +1,10 @@
 """The codec API: `load(name_or_path)` -> `ImageCodec` with compress/decompress.
 
 A name is a shipped model family from `tfc_codecs/zoo/` (with an optional
-quality); a path is a model directory written by `tfc_codecs train`.
+quality); a path is a model directory written by `tfc_codecs train`. `ops`
+picks the entropy coder of compress: "tfc" (tensorflow-compression's range
+coder, coder 3) or "stock" (rANS in stock TensorFlow ops, coder 4, see
+stock_coding.py); decompress reads either, whatever `ops` was loaded.
 """
 
 import os
@@ -29,6 +32,18 @@ class ImageCodec:
   @property
   def codec_name(self) -> str:
     return self.net.codec_name
+
+  @property
+  def ops(self) -> str:
+    """The entropy coder of compress: "tfc" or "stock"."""
+    return self.net.ops
+
+  def _net_for(self, coder: int):
+    """The loaded network that decodes payloads of entropy coder `coder`."""
+    ops = container.OPS_OF_CODER.get(coder, self.ops)
+    if ops == self.ops:
+      return self.net
+    return load(self.source, self.quality, ops=ops).net
 
   @property
   def progressive(self) -> bool:
@@ -74,7 +89,7 @@ class ImageCodec:
     return container.serialize(container.Bitstream(
         codec=self.codec_name, fingerprint=self.fingerprint, height=height,
         width=width, payloads=tuple(payloads), quality=quality,
-        coder=container.CODER_RAW if raw else container.CODER_RANGE))
+        coder=container.CODER_RAW if raw else container.CODER_OF_OPS[self.ops]))
 
   def parse(self, data: bytes) -> container.Bitstream:
     """Validates a `.tfci` file for this model (progressive files may be cut
@@ -89,7 +104,8 @@ class ImageCodec:
         raise CodecError(f"corrupt or truncated file ({len(stream.payloads)} of "
                          f"{stream.declared_payloads} iterations)")
       return stream
-    if len(stream.payloads) != self.net.num_payloads or stream.coder != container.CODER_RANGE:
+    if (len(stream.payloads) != self.net.num_payloads
+        or stream.coder not in container.OPS_OF_CODER):
       raise CodecError(f"corrupt file ({len(stream.payloads)} payloads, "
                        f"expected {self.net.num_payloads})")
     if self.num_qualities and not 1 <= stream.quality <= self.num_qualities:
@@ -104,34 +120,36 @@ class ImageCodec:
     image_shape = tf.constant([stream.height, stream.width], tf.int32)
     if iterations is not None and not self.progressive:
       raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
+    net = self._net_for(stream.coder)
     try:
       if self.progressive:
         if iterations is not None:
           if iterations < 1:
             raise CodecError("--iterations must be at least 1")
           payloads = payloads[:iterations]
-        run = (self.net.decompress_raw if stream.coder == container.CODER_RAW
-               else self.net.decompress)
+        run = net.decompress_raw if stream.coder == container.CODER_RAW else net.decompress
         image = run(payloads, image_shape)
       elif self.num_qualities:
-        image = self.net.decompress(payloads, image_shape,
-                                    tf.constant(stream.quality, tf.int32))
+        image = net.decompress(payloads, image_shape, tf.constant(stream.quality, tf.int32))
       else:
-        image = self.net.decompress(payloads, image_shape)
+        image = net.decompress(payloads, image_shape)
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
     return image.numpy()
 
 
   def decompress_steps(self, data: bytes) -> np.ndarray:
-    """A progressive codec's image after each iteration of a range-coded file,
-    uint8 [K, H, W, 3]: step k equals `decompress(data, iterations=k)`."""
+    """A progressive codec's image after each iteration of an entropy-coded
+    file (either coder), uint8 [K, H, W, 3]: step k equals
+    `decompress(data, iterations=k)`."""
     stream = self.parse(data)
-    if not self.progressive or stream.coder != container.CODER_RANGE:
-      raise CodecError("decompress_steps needs a range-coded file of a progressive codec")
+    if not self.progressive or stream.coder not in container.OPS_OF_CODER:
+      raise CodecError("decompress_steps needs a range-coded or stock-coded file of a "
+                       "progressive codec")
     try:
-      steps = self.net.decompress_steps(tf.constant(stream.payloads, tf.string),
-                                        tf.constant([stream.height, stream.width], tf.int32))
+      steps = self._net_for(stream.coder).decompress_steps(
+          tf.constant(stream.payloads, tf.string),
+          tf.constant([stream.height, stream.width], tf.int32))
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
     return steps.numpy()
@@ -141,16 +159,19 @@ _cache: Dict[tuple, ImageCodec] = {}
 
 
 def load(name_or_path: Optional[str] = None,
-         quality: Optional[int] = None):
+         quality: Optional[int] = None, ops: str = "tfc"):
   """Loads a shipped model, a trained model directory or a SavedModel export
-  (cached); returns an `ImageCodec` (an `export.ExportedCodec` for exports)."""
+  (cached); returns an `ImageCodec` (an `export.ExportedCodec` for exports).
+  `ops` is the entropy coder its compress uses ("tfc" or "stock")."""
   from tfc_codecs import export  # pylint: disable=import-outside-toplevel
   if name_or_path and export.is_export(name_or_path):
     return export.ExportedCodec(name_or_path)
+  if ops not in container.CODER_OF_OPS:
+    raise CodecError(f"ops must be one of {', '.join(container.CODER_OF_OPS)}, not {ops!r}")
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
-  key = _cache_key(path)
+  key = _cache_key(path) + (ops,)
   if key not in _cache:
-    net, meta = model_dir.load(path)
+    net, meta = model_dir.load(path, ops)
     _cache[key] = ImageCodec(net, meta, path, zoo.quality_of(path))
   return _cache[key]
 

@@ -61,7 +61,7 @@ def cmd_compress(args) -> int:
   targeted = args.target_bpp is not None or args.target_psnr is not None
   if targeted and args.quality is not None:
     raise CodecError("--quality cannot be combined with --target_bpp/--target_psnr")
-  codec = api.load(args.model, args.quality)
+  codec = api.load(args.model, args.quality, ops=args.ops)
 
   def work(source, target):
     image, notes = images.read_image(source, codec.max_pixels)
@@ -69,7 +69,7 @@ def cmd_compress(args) -> int:
       _note(f"{source}: {note}")
     if targeted:
       choice = rate_control.compress_to_target(
-          args.model, image, args.target_bpp, args.target_psnr, raw=args.raw)
+          args.model, image, args.target_bpp, args.target_psnr, raw=args.raw, ops=args.ops)
       data, used = choice.data, choice.codec
     else:
       data, used = codec.compress(image, quality=args.quality, raw=args.raw), codec
@@ -232,7 +232,7 @@ def cmd_plot(args) -> int:
 def cmd_export(args) -> int:
   from tfc_codecs import export  # pylint: disable=import-outside-toplevel
   path = export.export(args.model, args.export_base, args.version, args.model_name,
-                       args.quality)
+                       args.quality, args.ops)
   print(f"wrote {path}")
   print(f"wrote {os.path.join(args.export_base, export.MODELS_CONFIG)}")
   return 0
@@ -327,6 +327,10 @@ def parse_args(argv):
                  help="Use the lowest quality whose decoded image reaches this PSNR (dB).")
   p.add_argument("--raw", action="store_true",
                  help="rnn only: store the bits without entropy coding.")
+  p.add_argument("--ops", choices=("tfc", "stock"), default="tfc",
+                 help="Entropy coder: tfc (tensorflow-compression's range coder) or "
+                 "stock (rANS in stock TensorFlow ops, what stock exports write). "
+                 "decompress reads both.")
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true",
@@ -363,6 +367,10 @@ def parse_args(argv):
   p.add_argument("--export_base", required=True, help="TF Serving model base directory.")
   p.add_argument("--model_name", help="Name to serve it under (default: the model's).")
   p.add_argument("--version", type=int, help="Version number (default: the next free one).")
+  p.add_argument("--ops", choices=("stock", "tfc"), default="stock",
+                 help="Entropy coder in the graphs: stock (rANS in stock TensorFlow ops; "
+                 "runs on an unmodified tensorflow_model_server) or tfc "
+                 "(tensorflow-compression's range-coder custom ops). Default: stock.")
   p.set_defaults(handler=cmd_export)
   serving_commands.add_parsers(subparsers)
 

@@ -4,7 +4,8 @@ Layout (big-endian):
     magic        4 bytes   b"TFCI"
     version      u8        FORMAT_VERSION
     coder        u8        coder of the payloads (3: range coder with an escape
-                           section, see range_coding.py; 2: raw bits)
+                           section, see range_coding.py; 4: rANS in stock
+                           TensorFlow ops, see stock_coding.py; 2: raw bits)
     name_length  u8        1..MAX_NAME
     codec        bytes     codec name: ASCII letters, digits, '.', '_', '-'
     fingerprint  8 bytes   hash of the model's weights and tables
@@ -43,7 +44,11 @@ CODEC_NAME = re.compile(rb"[A-Za-z0-9._-]+")  # Printable: error messages quote 
 CODER_OVERFLOW = 1  # No longer decoded.
 CODER_RAW = 2
 CODER_RANGE = 3
-CODER_NAMES = {CODER_RANGE: "range-coder+escapes", CODER_RAW: "raw-bits"}
+CODER_STOCK = 4
+CODER_NAMES = {CODER_RANGE: "range-coder+escapes", CODER_STOCK: "stock-rans+escapes",
+               CODER_RAW: "raw-bits"}
+CODER_OF_OPS = {"tfc": CODER_RANGE, "stock": CODER_STOCK}  # Entropy coder of each `ops`.
+OPS_OF_CODER = {coder: ops for ops, coder in CODER_OF_OPS.items()}
 MAX_NAME = 32
 MAX_PAYLOADS = 1024
 MAX_SIDE = 1 << 16

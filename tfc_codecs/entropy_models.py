@@ -5,22 +5,35 @@ the quantization proxy). For coding, the integer range-coding tables are
 computed once (`*_tables`) and stored with the weights; coders are rebuilt
 from those stored integers, so encoder and decoder never recompute them, and
 code with `range_coding.RangeCoder` (TFC's range coder with a bounded escape
-section instead of TFC's overflow loop).
+section instead of TFC's overflow loop; `ops="tfc"`) or with
+`stock_coding.StockCoder` (rANS in stock TensorFlow ops, same tables;
+`ops="stock"`), chosen when a model is loaded (`make_coder`).
 Quantization is plain rounding (no offset heuristic), so the model's own
 quantized forward pass and the range-coded path see identical latents.
 """
 
-from typing import Dict
+from typing import Dict, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tfc_codecs.range_coding import RangeCoder
+from tfc_codecs.stock_coding import StockCoder
+
+OPS = ("tfc", "stock")  # Entropy coder: TFC's range-coder ops, or stock-op rANS.
 
 SCALE_MIN = 0.11
 SCALE_MAX = 256.
 NUM_SCALES = 64
+
+
+def make_coder(ops: str, cdf: np.ndarray, cdf_offset: Optional[np.ndarray] = None
+               ) -> Union[RangeCoder, StockCoder]:
+  """The entropy coder of `ops` ("tfc" or "stock") for stored tables."""
+  if ops not in OPS:
+    raise ValueError(f"ops must be one of {OPS}, not {ops!r}")
+  return (RangeCoder if ops == "tfc" else StockCoder)(cdf, cdf_offset)
 
 
 def factorized_prior(channels: int) -> tfc.NoisyDeepFactorized:
@@ -51,9 +64,9 @@ def factorized_tables(prior: tfc.NoisyDeepFactorized) -> Dict[str, np.ndarray]:
 class FactorizedCoder(tf.Module):
   """Range codes latents [1, h, w, C] with one stored table per channel."""
 
-  def __init__(self, tables: Dict[str, np.ndarray], channels: int):
+  def __init__(self, tables: Dict[str, np.ndarray], channels: int, ops: str = "tfc"):
     super().__init__(name="factorized_coder")
-    self.range_coder = RangeCoder(tables["cdf"], tables["cdf_offset"])
+    self.entropy_coder = make_coder(ops, tables["cdf"], tables["cdf_offset"])
     self.channels = channels
 
   def _indexes(self, spatial_shape):
@@ -63,17 +76,18 @@ class FactorizedCoder(tf.Module):
   def compress(self, y: tf.Tensor) -> tf.Tensor:
     """Latents [1, h, w, C] -> string [1]."""
     values = tf.cast(tf.round(y), tf.int32)
-    return self.range_coder.encode(values, self._indexes(tf.shape(y)[1:3]))[None]
+    return self.entropy_coder.encode(values, self._indexes(tf.shape(y)[1:3]))[None]
 
   def decompress(self, strings: tf.Tensor, spatial_shape: tf.Tensor) -> tf.Tensor:
     """String [1] and [h, w] -> quantized latents [1, h, w, C]."""
-    values = self.range_coder.decode(strings[0], self._indexes(spatial_shape))
+    values = self.entropy_coder.decode(strings[0], self._indexes(spatial_shape))
     return tf.cast(values, tf.float32)
 
 
-def factorized_coder(tables: Dict[str, np.ndarray], channels: int) -> FactorizedCoder:
-  """A range coder for a factorized prior, from stored tables."""
-  return FactorizedCoder(tables, channels)
+def factorized_coder(tables: Dict[str, np.ndarray], channels: int,
+                     ops: str = "tfc") -> FactorizedCoder:
+  """A coder for a factorized prior, from stored tables."""
+  return FactorizedCoder(tables, channels, ops)
 
 
 def _scale_fn(index):
@@ -98,9 +112,9 @@ class ScaleTableCoder(tf.Module):
   """Range codes latents with a zero-mean Gaussian picked per element from
   the scale table by an integer index."""
 
-  def __init__(self, tables: Dict[str, np.ndarray]):
+  def __init__(self, tables: Dict[str, np.ndarray], ops: str = "tfc"):
     super().__init__(name="scale_table_coder")
-    self.range_coder = RangeCoder(tables["cdf"], tables["cdf_offset"])
+    self.entropy_coder = make_coder(ops, tables["cdf"], tables["cdf_offset"])
 
   @staticmethod
   def _indexes(indexes):
@@ -109,14 +123,14 @@ class ScaleTableCoder(tf.Module):
   def compress(self, y: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
     """Latents and their scale indexes (same shape) -> string [1]."""
     values = tf.cast(tf.round(y), tf.int32)
-    return self.range_coder.encode(values, self._indexes(indexes))[None]
+    return self.entropy_coder.encode(values, self._indexes(indexes))[None]
 
   def decompress(self, strings: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
     """String [1] and scale indexes -> quantized latents of their shape."""
-    values = self.range_coder.decode(strings[0], self._indexes(indexes))
+    values = self.entropy_coder.decode(strings[0], self._indexes(indexes))
     return tf.cast(values, tf.float32)
 
 
-def scale_table_coder(tables: Dict[str, np.ndarray]) -> ScaleTableCoder:
-  """A range coder for the scale table, from stored tables."""
-  return ScaleTableCoder(tables)
+def scale_table_coder(tables: Dict[str, np.ndarray], ops: str = "tfc") -> ScaleTableCoder:
+  """A coder for the scale table, from stored tables."""
+  return ScaleTableCoder(tables, ops)

@@ -13,10 +13,15 @@ batch; for rnn it is the number of iterations):
   compress_image   image uint8 [1, H, W, 3]             -> bitstream_bytes string [1]
   decompress       bitstream_bytes string [N]           -> png_bytes string [N]
   decompress_image bitstream_bytes string [1]           -> image uint8 [1, H, W, 3]
-The same functions are attributes of `tf.saved_model.load(path)`. The range
-coder is a tensorflow-compression custom op: a process must
-`import tensorflow_compression` before loading, and a stock
-tensorflow_model_server cannot run these graphs (see the README).
+The same functions are attributes of `tf.saved_model.load(path)`.
+
+`ops` picks the entropy coder inside the graphs. "stock" (the default):
+rANS in stock TensorFlow ops (`stock_coding`, container coder 4), so the
+export has no custom op at all and runs on an unmodified
+tensorflow_model_server or any TensorFlow runtime; it reads stock-coded files.
+"tfc": tensorflow-compression's range coder (coder 3), a custom op: a process
+must `import tensorflow_compression` before loading, and a stock
+tensorflow_model_server cannot run these graphs.
 """
 
 import dataclasses
@@ -50,6 +55,7 @@ class ExportModule(tf.Module):
     self._max_pixels = codec.max_pixels
     self._max_payloads = codec.num_qualities if codec.progressive else codec.net.num_payloads
     self._progressive = codec.progressive
+    self._coder = container.CODER_OF_OPS[codec.ops]
     batch = tf.TensorSpec([None], tf.string, name="image_bytes")
     image = tf.TensorSpec([1, None, None, 3], tf.uint8, name="image")
     files = tf.TensorSpec([None], tf.string, name="bitstream_bytes")
@@ -87,7 +93,7 @@ class ExportModule(tf.Module):
       quality = tf.constant(self._fixed_quality)
     shape = tf.shape(image)
     return graph_container.serialize(self._codec_name, self._fingerprint, shape[0],
-                                     shape[1], payloads, quality)
+                                     shape[1], payloads, quality, self._coder)
 
   def _decode_image(self, data):
     """PNG/JPEG bytes -> uint8 [H, W, 3], as `images.decode_image` converts
@@ -136,7 +142,7 @@ class ExportModule(tf.Module):
     """`.tfci` file bytes made by this model -> uint8 [H, W, 3]."""
     payloads, shape, quality = graph_container.parse(
         data, self._codec_name, self._fingerprint, self._max_pixels,
-        self._max_payloads, allow_truncation=self._progressive)
+        self._max_payloads, allow_truncation=self._progressive, coder=self._coder)
     if not self._progressive:
       tf.debugging.assert_equal(tf.size(payloads), self._max_payloads,
                                 message="corrupt .tfci file: payload count")
@@ -176,9 +182,11 @@ def write_models_config(export_base: str) -> str:
 
 
 def export(model: Optional[str], export_base: str, version: Optional[int] = None,
-           model_name: Optional[str] = None, quality: Optional[int] = None) -> str:
-  """Exports a shipped or trained model; returns the version directory."""
-  codec = api.load(model, quality)
+           model_name: Optional[str] = None, quality: Optional[int] = None,
+           ops: str = "stock") -> str:
+  """Exports a shipped or trained model with entropy coder `ops` ("stock" or
+  "tfc", see the module docstring); returns the version directory."""
+  codec = api.load(model, quality, ops=ops)
   if model_name:
     name = model_name
   elif model in zoo.family_names() or model is None:
@@ -204,7 +212,7 @@ def export(model: Optional[str], export_base: str, version: Optional[int] = None
       json.dump(dict(codec=codec.codec_name, fingerprint=codec.fingerprint.hex(),
                      quality=codec.quality, num_qualities=codec.num_qualities,
                      default_quality=getattr(codec.net, "default_quality", 0),
-                     progressive=codec.progressive, source=codec.source,
+                     progressive=codec.progressive, source=codec.source, ops=codec.ops,
                      format_version=container.FORMAT_VERSION), f, indent=2)
     os.chmod(staging, 0o755)
     os.replace(staging, target)
@@ -231,12 +239,14 @@ class ExportedCodec:
   def __init__(self, path: str):
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
       path = os.path.join(path, str(max(int(v) for v in os.listdir(path) if v.isdigit())))
-    import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
     try:
       with open(os.path.join(path, INFO_FILE)) as f:
         self.info = json.load(f)
     except (OSError, ValueError):
       raise CodecError(f"{path} is not a tfc_codecs export (no {INFO_FILE})") from None
+    self.ops = self.info.get("ops", "tfc")  # Exports before the stock coder: "tfc".
+    if self.ops == "tfc":
+      import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
     self.source = path
     self.module = tf.saved_model.load(path)
     self.codec_name = self.info["codec"]

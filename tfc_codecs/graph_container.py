@@ -9,31 +9,15 @@ fails with an InvalidArgumentError naming the defect, before any decoding.
 import tensorflow as tf
 
 from tfc_codecs import container
+from tfc_codecs.coding_common import big_endian, byte_values, read_uint, to_string
 
-_BYTES = tf.constant([bytes([i]) for i in range(256)])
 _ADLER_MOD = 65521
-
-
-def _to_string(values: tf.Tensor) -> tf.Tensor:
-  """int [n] byte values -> scalar string."""
-  return tf.strings.reduce_join(tf.gather(_BYTES, tf.cast(values, tf.int32)))
-
-
-def _big_endian(value: tf.Tensor, num_bytes: int) -> tf.Tensor:
-  """An unsigned integer -> its `num_bytes` big-endian byte values (int64)."""
-  value = tf.cast(value, tf.int64)
-  shifts = tf.constant([8 * i for i in reversed(range(num_bytes))], tf.int64)
-  return tf.bitwise.bitwise_and(tf.bitwise.right_shift(value, shifts), 255)
-
-
-def _byte_values(data: tf.Tensor) -> tf.Tensor:
-  """Scalar string -> int64 [len] byte values."""
-  return tf.cast(tf.io.decode_raw(tf.reshape(data, [1]), tf.uint8)[0], tf.int64)
+_CODED = {container.CODER_RANGE: "range-coded", container.CODER_STOCK: "stock-coded"}
 
 
 def adler32(data: tf.Tensor) -> tf.Tensor:
   """zlib's Adler-32 of a scalar string, as int64."""
-  values = _byte_values(data)
+  values = byte_values(data)
   length = tf.size(values, tf.int64)
   weights = (length - tf.range(length, dtype=tf.int64)) % _ADLER_MOD
   a = (1 + tf.reduce_sum(values)) % _ADLER_MOD
@@ -48,26 +32,17 @@ def serialize(codec_name: str, fingerprint: bytes, height: tf.Tensor, width: tf.
   name = codec_name.encode("ascii")
   fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, coder, len(name)])
            + name + fingerprint)
-  header = tf.strings.join([fixed, _to_string(tf.concat([
-      _big_endian(height, 4), _big_endian(width, 4),
-      _big_endian(tf.size(payloads), 2), _big_endian(quality, 1)], 0))])
+  header = tf.strings.join([fixed, to_string(tf.concat([
+      big_endian(height, 4), big_endian(width, 4),
+      big_endian(tf.size(payloads), 2), big_endian(quality, 1)], 0))])
   parts = tf.TensorArray(tf.string, size=tf.size(payloads))
   for i in tf.range(tf.size(payloads)):
     payload = payloads[i]
     parts = parts.write(i, tf.strings.join([
-        _to_string(_big_endian(tf.strings.length(payload), 4)), payload,
-        _to_string(_big_endian(adler32(payload), 4))]))
-  return tf.strings.join([header, _to_string(_big_endian(adler32(header), 4)),
+        to_string(big_endian(tf.strings.length(payload), 4)), payload,
+        to_string(big_endian(adler32(payload), 4))]))
+  return tf.strings.join([header, to_string(big_endian(adler32(header), 4)),
                           tf.strings.reduce_join(parts.stack())])
-
-
-def _read_uint(values: tf.Tensor, offset, num_bytes: int) -> tf.Tensor:
-  """Big-endian unsigned integer at `offset` of int64 byte values (bytes past
-  the end read as zero; the callers' checks then fail)."""
-  chunk = values[offset:offset + num_bytes]
-  chunk = tf.pad(chunk, [[0, num_bytes - tf.size(chunk)]])
-  weights = tf.constant([256 ** i for i in reversed(range(num_bytes))], tf.int64)
-  return tf.reduce_sum(chunk * weights)
 
 
 def _check(condition: tf.Tensor, message: str):
@@ -75,30 +50,32 @@ def _check(condition: tf.Tensor, message: str):
 
 
 def parse(data: tf.Tensor, codec_name: str, fingerprint: bytes, max_pixels: int,
-          max_payloads: int, allow_truncation: bool = False):
+          max_payloads: int, allow_truncation: bool = False,
+          coder: int = container.CODER_RANGE):
   """Checks a `.tfci` file made by this model -> (payloads [K], [height, width], quality).
 
-  Only the current format version is accepted. With `allow_truncation`, a file
-  cut at a payload boundary yields the payloads before the cut.
+  Only the current format version and entropy coder `coder` are accepted.
+  With `allow_truncation`, a file cut at a payload boundary yields the
+  payloads before the cut.
   """
-  values = _byte_values(data)
+  values = byte_values(data)
   size = tf.size(values, tf.int64)
   name = codec_name.encode("ascii")
-  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, container.CODER_RANGE,
+  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, coder,
                                     len(name)]) + name + fingerprint)
   header_end = len(fixed) + 11
   with tf.control_dependencies([_check(size >= header_end + 4, "too short")]):
     values = tf.identity(values)
   checks = [
       _check(tf.equal(tf.strings.substr(data, 0, len(fixed)), fixed),
-             f"not a version {container.FORMAT_VERSION} range-coded file of this "
+             f"not a version {container.FORMAT_VERSION} {_CODED[coder]} file of this "
              f"{codec_name} model"),
-      _check(tf.equal(_read_uint(values, header_end, 4),
+      _check(tf.equal(read_uint(values, header_end, 4),
                       adler32(tf.strings.substr(data, 0, header_end))), "header checksum")]
-  height = _read_uint(values, len(fixed), 4)
-  width = _read_uint(values, len(fixed) + 4, 4)
-  count = _read_uint(values, len(fixed) + 8, 2)
-  quality = _read_uint(values, len(fixed) + 10, 1)
+  height = read_uint(values, len(fixed), 4)
+  width = read_uint(values, len(fixed) + 4, 4)
+  count = read_uint(values, len(fixed) + 8, 2)
+  quality = read_uint(values, len(fixed) + 10, 1)
   checks += [
       _check((height >= 1) & (width >= 1) & (height * width <= max_pixels),
              f"image size out of range (limit {max_pixels} pixels)"),
@@ -108,11 +85,11 @@ def parse(data: tf.Tensor, codec_name: str, fingerprint: bytes, max_pixels: int,
   index = tf.constant(0, tf.int64)
   while index < count and (not allow_truncation or offset < size):
     _check(offset + 4 <= size, "truncated")
-    length = _read_uint(values, offset, 4)
+    length = read_uint(values, offset, 4)
     end = offset + 4 + length
     _check(end + 4 <= size, "truncated")
     payload = tf.strings.substr(data, offset + 4, length)
-    _check(tf.equal(_read_uint(values, end, 4), adler32(payload)), "payload checksum")
+    _check(tf.equal(read_uint(values, end, 4), adler32(payload)), "payload checksum")
     payloads = payloads.write(tf.cast(index, tf.int32), payload)
     offset = end + 4
     index += 1

@@ -95,8 +95,10 @@ def read_meta(path: str) -> Dict[str, Any]:
   return meta
 
 
-def load(path: str) -> Tuple["Codec", Dict[str, Any]]:
-  """Rebuilds the frozen codec stored in `path`; returns (codec, meta)."""
+def load(path: str, ops: str = "tfc") -> Tuple["Codec", Dict[str, Any]]:
+  """Rebuilds the frozen codec stored in `path`, entropy coding with `ops`
+  ("tfc": tensorflow-compression's range coder; "stock": rANS in stock
+  TensorFlow ops); returns (codec, meta)."""
   from tfc_codecs import registry  # pylint: disable=import-outside-toplevel
   meta = read_meta(path)
   try:
@@ -115,6 +117,7 @@ def load(path: str) -> Tuple["Codec", Dict[str, Any]]:
     if tuple(variable.shape) != arrays[key].shape:
       raise CodecError(f"model {path} does not match codec {meta['codec']!r}")
     variable.assign(arrays[key].astype(np.float32))
+  codec.ops = ops
   codec.set_entropy_tables({k[len("table/"):]: v for k, v in arrays.items()
                             if k.startswith("table/")})
   return codec, meta

@@ -28,38 +28,18 @@ of symbols and the payload size, whatever the input; and a tiny file cannot
 claim a huge image.
 """
 
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
-MAX_LENGTH = 30  # Escaped magnitudes are below 2**MAX_LENGTH.
+from tfc_codecs.coding_common import (  # pylint: disable=unused-import
+    MAX_LENGTH, escape_bits, least_bits, merge_escapes, read_escapes, split_escapes,
+    split_rows)
+
 _SLACK_BITS = 64  # Range-coder bytes not accounted to symbols (start, flush).
 _INFORMATION_MARGIN = 0.99  # For float32 sums of per-symbol information bounds.
-
-
-def split_rows(cdf: np.ndarray) -> List[np.ndarray]:
-  """TFC's concatenated CDF vector -> its rows [precision, 0, ..., 2**precision]
-  (trailing padding dropped; the precision's sign is kept)."""
-  cdf = np.asarray(cdf, np.int64).reshape(-1)
-  rows, start = [], 0
-  while start < cdf.size:
-    last = 1 << abs(int(cdf[start]))
-    end = start + 2
-    while cdf[end] != last:
-      end += 1
-    rows.append(cdf[start:end + 1])
-    start = end + 1
-    while start < cdf.size and cdf[start] == last:
-      start += 1
-  return rows
-
-
-def least_bits(row: np.ndarray) -> float:
-  """The fewest bits any symbol of a CDF row costs: −log2 of its largest
-  probability. A payload shorter than its symbols' sum of these is corrupt."""
-  return float(-np.log2(np.diff(row[1:]).max() / float(1 << abs(int(row[0])))))
 
 
 def _length_row() -> np.ndarray:
@@ -102,22 +82,8 @@ class RangeCoder(tf.Module):
     values = tf.reshape(tf.cast(values, tf.int32), [-1])
     indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
     symbols = values - tf.gather(self._offset, indexes)
-    escape = tf.gather(self._escape, indexes)
-    escaped = (symbols < 0) | (symbols >= escape)
-    main = tf.where(escaped, escape, symbols)
-    negative = tf.boolean_mask(symbols, escaped) < 0
-    out = tf.boolean_mask(symbols - escape + 1, escaped)
-    magnitude = tf.where(negative, -tf.boolean_mask(symbols, escaped), out)
-    tf.debugging.assert_equal(
-        (magnitude >= 1) & (magnitude < 1 << MAX_LENGTH), True,
-        message=f"values must be within ±2**{MAX_LENGTH} of the table range")
-    length = self._bit_length(magnitude)  # 1..MAX_LENGTH
-    positions = tf.range(MAX_LENGTH - 1, -1, -1)  # Bit positions, MSB first.
-    bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(magnitude[:, None], positions), 1)
-    keep = positions[None, :] < length[:, None] - 1  # Below the leading one.
-    bits = tf.concat([bits, tf.cast(negative, tf.int32)[:, None]], 1)
-    keep = tf.concat([keep, tf.ones_like(keep[:, :1])], 1)
-    bits = tf.boolean_mask(bits, keep)
+    main, _, magnitude, negative = split_escapes(symbols, tf.gather(self._escape, indexes))
+    length, bits = escape_bits(magnitude, negative)  # length: 1..MAX_LENGTH
     handle = gen_ops.create_range_encoder([], self._table)
     handle = gen_ops.entropy_encode_index(handle, indexes, main)
     handle = gen_ops.entropy_encode_index(
@@ -155,29 +121,6 @@ class RangeCoder(tf.Module):
         handle, tf.fill([num_bits], self._bit_index), [num_bits], tf.int32)
     tf.debugging.assert_equal(gen_ops.entropy_decode_finalize(handle), True,
                               message="range decoder check failed")
-    magnitude, negative = self._read_escapes(bits, length)
-    escape_values = tf.where(negative, -magnitude,
-                             magnitude + tf.boolean_mask(escape, escaped) - 1)
-    symbols = tf.tensor_scatter_nd_update(main, tf.where(escaped), escape_values)
+    magnitude, negative = read_escapes(bits, length)
+    symbols = merge_escapes(main, escape, magnitude, negative)
     return tf.reshape(symbols + tf.gather(self._offset, indexes), shape)
-
-  @staticmethod
-  def _bit_length(magnitude: tf.Tensor) -> tf.Tensor:
-    """Bit length of int32 values in [1, 2**MAX_LENGTH)."""
-    shifted = tf.bitwise.right_shift(magnitude[:, None], tf.range(MAX_LENGTH))
-    return tf.reduce_sum(tf.cast(shifted > 0, tf.int32), axis=1)
-
-  @staticmethod
-  def _read_escapes(bits: tf.Tensor, length: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    """(magnitudes, is negative) of escapes whose section has `length` bits
-    each: the bits below the leading one, MSB first, then the sign."""
-    row = tf.repeat(tf.range(tf.size(length)), length)
-    starts = tf.cumsum(length, exclusive=True)
-    position = tf.range(tf.size(bits)) - tf.gather(starts, row)
-    exponent = tf.gather(length, row) - 2 - position  # -1 for the sign bit.
-    mantissa = tf.math.unsorted_segment_sum(
-        tf.where(exponent >= 0, tf.bitwise.left_shift(bits, tf.maximum(exponent, 0)), 0),
-        row, tf.size(length))
-    magnitude = tf.bitwise.left_shift(tf.ones_like(length), length - 1) + mantissa
-    negative = tf.gather(bits, tf.cumsum(length) - 1) > 0
-    return magnitude, negative

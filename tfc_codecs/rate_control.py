@@ -31,10 +31,10 @@ class Choice:
   psnr: Optional[float] = None
 
 
-def _encoders(model: Optional[str], image: np.ndarray,
-              raw: bool) -> Tuple[List[int], Callable[[int], Tuple[bytes, api.ImageCodec]]]:
+def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str = "tfc"
+              ) -> Tuple[List[int], Callable[[int], Tuple[bytes, api.ImageCodec]]]:
   """Ascending qualities of `model`, and quality -> (file bytes, codec)."""
-  codec = api.load(model)
+  codec = api.load(model, ops=ops)
   if codec.progressive:
     full = container.parse(codec.compress(image, codec.num_qualities, raw), codec.max_pixels)
 
@@ -53,7 +53,7 @@ def _encoders(model: Optional[str], image: np.ndarray,
     qualities = [codec.quality or 0]
 
   def encode(quality):
-    rate_point = api.load(model, quality) if name in zoo.family_names() else codec
+    rate_point = api.load(model, quality, ops) if name in zoo.family_names() else codec
     return rate_point.compress(image, raw=raw), rate_point
 
   return qualities, encode
@@ -62,15 +62,16 @@ def _encoders(model: Optional[str], image: np.ndarray,
 def compress_to_target(model: Optional[str], image: np.ndarray,
                        target_bpp: Optional[float] = None,
                        target_psnr: Optional[float] = None,
-                       raw: bool = False) -> Choice:
-  """Compresses `image` with the quality of `model` that meets the target."""
+                       raw: bool = False, ops: str = "tfc") -> Choice:
+  """Compresses `image` with the quality of `model` that meets the target
+  (entropy coder `ops`, see `api.load`)."""
   if (target_bpp is None) == (target_psnr is None):
     raise CodecError("give exactly one of --target_bpp and --target_psnr")
   if target_bpp is not None and not target_bpp > 0:
     raise CodecError(f"--target_bpp must be positive, not {target_bpp}")
   image, _ = images.as_rgb8(image)
   height, width = image.shape[:2]
-  qualities, encode = _encoders(model, image, raw)
+  qualities, encode = _encoders(model, image, raw, ops)
   tried: List[Choice] = []
   for quality in (qualities[::-1] if target_bpp is not None else qualities):
     data, codec = encode(quality)

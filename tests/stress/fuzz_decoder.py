@@ -2,7 +2,7 @@
 """Fuzzing the `.tfci` decoders: `decompress` and `info`, library and CLI.
 
 Seeds are real `.tfci` files made by the tiny test models (testdata/models/)
-of every codec, plus the regression corpus (testdata/fuzz_corpus/). Each input
+of every codec, with both entropy coders (range coder and stock-op rANS), plus the regression corpus (testdata/fuzz_corpus/). Each input
 is a seed mutated by one to three mutations: bit flips, byte overwrites,
 truncation, extension, header field changes (version, coder, name, fingerprint,
 height, width, payload count, quality), payload length fields, swapped fields
@@ -209,7 +209,7 @@ def m_version(rng, data, where):
 
 
 def m_coder(rng, data, where):
-  return _put(data, 5, bytes([rng.choice((0, 1, 2, 3, 255))]))
+  return _put(data, 5, bytes([rng.choice((0, 1, 2, 3, 4, 255))]))
 
 
 def m_name(rng, data, where):
@@ -406,6 +406,12 @@ def make_seeds(codec, photo, include_corpus: bool = False) -> List[bytes]:
       seeds.append(codec.compress(crop, quality=1 + i % codec.num_qualities))
   else:
     seeds = [codec.compress(crop) for crop in crops]
+  import tfc_codecs  # pylint: disable=import-outside-toplevel
+  stock = tfc_codecs.load(codec.source, ops="stock")  # Stock-coded files (coder 4).
+  for i, crop in enumerate(crops[:2]):
+    quality = (8, 3)[i] if codec.progressive else (
+        1 + i % codec.num_qualities if codec.num_qualities else None)
+    seeds.append(stock.compress(crop, quality=quality))
   corpus = CORPUS / codec.codec_name
   if include_corpus and corpus.is_dir():
     seeds += [p.read_bytes() for p in sorted(corpus.glob("*.tfci"))]

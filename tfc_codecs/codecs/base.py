@@ -52,6 +52,10 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   needs_lambda: bool = True  # Trained with the user's --lambda.
   num_qualities: int = 0  # Rates one model offers (compress takes a quality); 0: fixed rate.
   progressive: bool = False  # Quality = iterations; a file cut between them decodes.
+  # Entropy coder, set before the tables (`model_dir.load(path, ops)`): "tfc"
+  # (tensorflow-compression's range coder) or "stock" (rANS in stock TF ops).
+  # Not part of the model: the fingerprint is the same, files record the coder.
+  ops: str = "tfc"
 
   def __init__(self, **config):
     super().__init__(name=self.codec_name)

@@ -48,11 +48,12 @@ class FactorizedCodec(Codec):
     self.set_entropy_tables(entropy_models.factorized_tables(self.prior))
 
   def entropy_tables(self) -> Dict[str, np.ndarray]:
-    coder = self.coder.range_coder
+    coder = self.coder.entropy_coder
     return dict(cdf=coder.cdf, cdf_offset=coder.cdf_offset)
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
-    self.coder = entropy_models.factorized_coder(tables, self.config["latent_filters"])
+    self.coder = entropy_models.factorized_coder(tables, self.config["latent_filters"],
+                                                 self.ops)
 
   def analyze(self, x):
     """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""

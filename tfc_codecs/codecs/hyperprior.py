@@ -70,14 +70,14 @@ class HyperpriorCodec(Codec):
     self.set_entropy_tables(tables)
 
   def entropy_tables(self) -> Dict[str, np.ndarray]:
-    side, main = self.side_coder.range_coder, self.coder.range_coder
+    side, main = self.side_coder.entropy_coder, self.coder.entropy_coder
     return dict(side_cdf=side.cdf, side_cdf_offset=side.cdf_offset,
                 cdf=main.cdf, cdf_offset=main.cdf_offset)
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     side = dict(cdf=tables["side_cdf"], cdf_offset=tables["side_cdf_offset"])
-    self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"])
-    self.coder = entropy_models.scale_table_coder(tables)
+    self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"], self.ops)
+    self.coder = entropy_models.scale_table_coder(tables, self.ops)
 
   def analyze(self, x):
     """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""

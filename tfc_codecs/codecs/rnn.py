@@ -27,33 +27,13 @@ import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
 from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
+from tfc_codecs.coding_common import pack_bits, unpack_bits
+from tfc_codecs.entropy_models import make_coder
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
-from tfc_codecs.range_coding import RangeCoder
 
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
 PRECISION = 16  # Range-coder precision for the binary tables.
-_BYTES = tf.constant([bytes([i]) for i in range(256)])
-_BIT_WEIGHTS = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int32)
-
-
-def pack_bits(bits01: tf.Tensor) -> tf.Tensor:
-  """A {0,1} int tensor -> scalar string of its bits, 8 per byte, MSB first."""
-  flat = tf.reshape(bits01, [-1])
-  flat = tf.pad(flat, [[0, (8 - tf.size(flat) % 8) % 8]])
-  values = tf.reduce_sum(tf.reshape(flat, [-1, 8]) * _BIT_WEIGHTS, axis=1)
-  return tf.strings.reduce_join(tf.gather(_BYTES, values))
-
-
-def unpack_bits(string: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
-  """Inverse of `pack_bits`; fails if the string has the wrong length."""
-  count = tf.reduce_prod(shape)
-  values = tf.cast(tf.io.decode_raw(string, tf.uint8), tf.int32)
-  tf.debugging.assert_equal(tf.size(values), (count + 7) // 8,
-                            message="raw payload has the wrong length")
-  bits = tf.bitwise.bitwise_and(
-      tf.bitwise.right_shift(values[:, None], tf.range(7, -1, -1)), 1)
-  return tf.reshape(tf.reshape(bits, [-1])[:count], shape)
 
 
 class RnnCodec(Codec):
@@ -102,7 +82,7 @@ class RnnCodec(Codec):
         name="log_gains", shape=[max_iterations], initializer="zeros",
         trainable=reconstruction == "scaled")
     self.cdf = None
-    self.range_coder = None
+    self.entropy_coder = None
     self._build_codec()
 
   # The recurrence -------------------------------------------------------
@@ -206,7 +186,7 @@ class RnnCodec(Codec):
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     self.cdf = tf.constant(tables["cdf"], tf.int32)
-    self.range_coder = RangeCoder(tables["cdf"])
+    self.entropy_coder = make_coder(self.ops, tables["cdf"])
 
   @property
   def coder(self):
@@ -273,7 +253,7 @@ class RnnCodec(Codec):
       if raw:
         string = pack_bits(codes01[t])
       else:
-        string = self.range_coder.encode(codes01[t], self._code_context(t, previous))
+        string = self.entropy_coder.encode(codes01[t], self._code_context(t, previous))
       strings = strings.write(t, string)
       previous = codes01[t]
     return strings.stack(), canvas[:height, :width]
@@ -310,7 +290,7 @@ class RnnCodec(Codec):
         codes01 = unpack_bits(payloads[t], [count])
       else:
         # A corrupt payload may decode escapes: keep the codes binary.
-        codes01 = tf.clip_by_value(self.range_coder.decode(
+        codes01 = tf.clip_by_value(self.entropy_coder.decode(
             payloads[t], self._code_context(t, previous)), 0, 1)
       codes_t = codes_t.write(t, codes01)
       previous = codes01
