@@ -18,9 +18,10 @@ and against equally wide control bands through the middle of the tiles.
 Models: `hyperprior-vr` is the shipped default model (`tfc_codecs.load(
 "hyperprior")`, a variable-rate hyperprior) at its default quality;
 `hyperprior` is the fixed-rate codec with that model's transforms and entropy
-models (no gains: its reference quality); `factorized` and `rnn` have no
-shipped model and use the default architecture with random weights (memory
-and time do not depend on the weights; their PSNR is meaningless). rnn codes
+models (no gains: its reference quality); `rnn` is the shipped rnn model
+(independent 1024-pixel tiles, so its seams are real); `factorized` has no
+shipped model and uses the default architecture with random weights (memory
+and time do not depend on the weights; its PSNR is meaningless). rnn codes
 1 iteration by default.
 
 With --check_tile_size T the Ballé codecs also compress and decompress with
@@ -45,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benchmarks", "results", "huge_image.json")
 KODAK = os.path.join(ROOT, "..", "shared", "data", "kodak")
 CODECS = ("factorized", "hyperprior", "hyperprior-vr", "rnn")
+SHIPPED = {"hyperprior-vr": "hyperprior", "rnn": "rnn"}  # Codec -> shipped model it uses.
 CELL = (600, 800)  # Mosaic cell (height, width).
 
 
@@ -103,8 +105,8 @@ def build_model(codec_name: str, model_path: str) -> None:
 def load_codec(args, tile_size=None):
   import tfc_codecs  # pylint: disable=import-outside-toplevel
   from tfc_codecs import api, model_dir  # pylint: disable=import-outside-toplevel
-  if args.codec == "hyperprior-vr":
-    path = tfc_codecs.load("hyperprior").source
+  if args.codec in SHIPPED:
+    path = tfc_codecs.load(SHIPPED[args.codec]).source
   else:
     path = os.path.join(args.workdir, f"{args.codec}_model")
   net, meta = model_dir.load(path)
@@ -228,11 +230,12 @@ def main():
   with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
     make_image(args.height, args.width, os.path.join(workdir, "image.npy"))
     for codec in codecs:
-      if codec != "hyperprior-vr":
+      if codec not in SHIPPED:
         run_child("build", codec, args, workdir)
       entry = dict(command=" ".join(["python", "benchmarks/huge_image.py"] + sys.argv[1:]),
                    model={"hyperprior-vr": "shipped default model (hyperprior/vr), default quality",
                           "hyperprior": "fixed-rate codec, shipped hyperprior/vr weights without gains",
+                          "rnn": "shipped rnn model (rnn/w025)",
                           }.get(codec, "random weights, default architecture"))
       if codec == "rnn":
         entry["iterations"] = args.rnn_iterations
