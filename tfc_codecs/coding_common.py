@@ -9,7 +9,7 @@ section after all main symbols, the bit length of its magnitude and its bits
 (`split_escapes` / `merge_escapes`). Only stock TensorFlow ops here.
 """
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +34,20 @@ def split_rows(cdf: np.ndarray) -> List[np.ndarray]:
     while start < cdf.size and cdf[start] == last:
       start += 1
   return rows
+
+
+def table_rows(cdf: np.ndarray, cdf_offset: Optional[np.ndarray]
+               ) -> Tuple[np.ndarray, List[np.ndarray], np.ndarray]:
+  """(int32 cdf, its rows, int32 offsets, one per row; zeros if None) of a
+  coder's tables in TFC's layout; ValueError if the counts differ."""
+  cdf = np.asarray(cdf, np.int32)
+  rows = split_rows(cdf)
+  if cdf_offset is None:
+    cdf_offset = np.zeros(len(rows), np.int32)
+  cdf_offset = np.asarray(cdf_offset, np.int32).reshape(-1)
+  if len(rows) != cdf_offset.size:
+    raise ValueError(f"{len(rows)} CDF rows but {cdf_offset.size} offsets")
+  return cdf, rows, cdf_offset
 
 
 def least_bits(row: np.ndarray) -> float:

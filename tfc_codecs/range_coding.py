@@ -36,7 +36,7 @@ from tensorflow_compression.python.ops import gen_ops
 
 from tfc_codecs.coding_common import (  # pylint: disable=unused-import
     MAX_LENGTH, escape_bits, least_bits, merge_escapes, read_escapes, split_escapes,
-    split_rows)
+    split_rows, table_rows)
 
 _SLACK_BITS = 64  # Range-coder bytes not accounted to symbols (start, flush).
 _INFORMATION_MARGIN = 0.99  # For float32 sums of per-symbol information bounds.
@@ -61,13 +61,7 @@ class RangeCoder(tf.Module):
   def __init__(self, cdf: np.ndarray, cdf_offset: Optional[np.ndarray] = None,
                name: str = "range_coder"):
     super().__init__(name=name)
-    self.cdf = np.asarray(cdf, np.int32)
-    rows = split_rows(self.cdf)
-    if cdf_offset is None:
-      cdf_offset = np.zeros(len(rows), np.int32)
-    self.cdf_offset = np.asarray(cdf_offset, np.int32).reshape(-1)
-    if len(rows) != self.cdf_offset.size:
-      raise ValueError(f"{len(rows)} CDF rows but {self.cdf_offset.size} offsets")
+    self.cdf, rows, self.cdf_offset = table_rows(cdf, cdf_offset)
     self._escape = tf.constant([row.size - 3 for row in rows], tf.int32)
     self._length_index = len(rows)
     self._bit_index = len(rows) + 1

@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from tfc_codecs.coding_common import (
     MAX_LENGTH, big_endian, bits_of, byte_values, escape_bits, least_bits, merge_escapes,
-    pack_bits, read_escapes, read_uint, split_escapes, split_rows, to_string)
+    pack_bits, read_escapes, read_uint, split_escapes, table_rows, to_string)
 
 MAX_PRECISION = 16
 MAX_LANES = 4096
@@ -105,13 +105,7 @@ class StockCoder(tf.Module):
   def __init__(self, cdf: np.ndarray, cdf_offset: Optional[np.ndarray] = None,
                name: str = "stock_coder"):
     super().__init__(name=name)
-    self.cdf = np.asarray(cdf, np.int32)
-    rows = split_rows(self.cdf)
-    if cdf_offset is None:
-      cdf_offset = np.zeros(len(rows), np.int32)
-    self.cdf_offset = np.asarray(cdf_offset, np.int32).reshape(-1)
-    if len(rows) != self.cdf_offset.size:
-      raise ValueError(f"{len(rows)} CDF rows but {self.cdf_offset.size} offsets")
+    self.cdf, rows, self.cdf_offset = table_rows(cdf, cdf_offset)
     precision, starts, flat = [], [], []
     for r, row in enumerate(rows + [np.array([MAX_PRECISION, 0, 1 << MAX_PRECISION])]):
       bits, values = abs(int(row[0])), row[1:].astype(np.int64)
