@@ -373,3 +373,8 @@ def test_stock_coder_from_the_cli(run_cli, model_dirs, photos, tmp_path):
                                 tfc_codecs.load(model).decompress(data))
   result = run_cli("info", "p.png.tfci", cwd=tmp_path)
   assert re.search(r"^coder:\s+stock-rans\+escapes$", result.stdout, re.M), result.stdout
+
+
+def test_train_offers_every_registered_codec():
+  from tfc_codecs import cli, registry  # pylint: disable=import-outside-toplevel
+  assert sorted(cli.TRAINABLE_CODECS) == sorted(registry.CODECS)

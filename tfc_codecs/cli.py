@@ -238,6 +238,11 @@ def cmd_export(args) -> int:
   return 0
 
 
+# The registry's codec names, spelled out so that `--help` needs no TensorFlow
+# import (tests/test_cli.py checks that they match).
+TRAINABLE_CODECS = ("factorized", "factorized-vr", "hyperprior", "hyperprior-vr", "rnn")
+
+
 def cmd_train(args) -> int:
   from tfc_codecs import training  # pylint: disable=import-outside-toplevel
   model_config = {}
@@ -272,12 +277,12 @@ def _add_train_parser(subparsers) -> None:
       description="Trains with loss = bpp + lambda * distortion; resumes an "
       "interrupted run in --train_dir and writes TRAIN_DIR/model at the end.")
   p.add_argument("--model_type", required=True,
-                 choices=("factorized", "hyperprior", "hyperprior-vr", "rnn"))
+                 choices=TRAINABLE_CODECS)
   p.add_argument("--lambda", dest="lmbda", type=float,
                  help="Rate-distortion trade-off of the Ballé codecs (MSE on "
                  "0..255: 0.0067 ~ 0.4 bpp on Kodak); rnn has none.")
   p.add_argument("--lambdas",
-                 help="hyperprior-vr: ascending comma-separated lambdas, one per "
+                 help="*-vr codecs: ascending comma-separated lambdas, one per "
                  "quality (default 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932).")
   p.add_argument("--train_dir", required=True,
                  help="Run directory: checkpoints, logs, the final model.")

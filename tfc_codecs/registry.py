@@ -4,14 +4,15 @@ from typing import Dict, Type
 
 from tfc_codecs.codecs.base import Codec
 from tfc_codecs.codecs.factorized import FactorizedCodec
+from tfc_codecs.codecs.factorized_vr import VariableRateFactorizedCodec
 from tfc_codecs.codecs.hyperprior import HyperpriorCodec
 from tfc_codecs.codecs.hyperprior_vr import VariableRateHyperpriorCodec
 from tfc_codecs.codecs.rnn import RnnCodec
 from tfc_codecs.errors import CodecError
 
 CODECS: Dict[str, Type[Codec]] = {
-    cls.codec_name: cls for cls in (FactorizedCodec, HyperpriorCodec,
-                                          VariableRateHyperpriorCodec, RnnCodec)}
+    cls.codec_name: cls for cls in (FactorizedCodec, VariableRateFactorizedCodec, HyperpriorCodec,
+                                    VariableRateHyperpriorCodec, RnnCodec)}
 
 
 def codec_class(name: str) -> Type[Codec]:

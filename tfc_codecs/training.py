@@ -7,6 +7,7 @@ few minutes and on SIGINT/SIGTERM), `logs/` (TensorBoard) and, once
 `max_steps` is reached, `model/`: the frozen model that `--model PATH` loads.
 """
 
+import inspect
 import json
 import math
 import os
@@ -64,22 +65,48 @@ def _last_progress(train_dir: str) -> Optional[Dict[str, float]]:
   return {k: round(last[k], 4) for k in ("step", "loss", "bpp", "psnr")}
 
 
+def _constructor_options(cls) -> set:
+  """Names of the options a codec class's constructors (its MRO) accept."""
+  names = set()
+  for klass in cls.__mro__:
+    if "__init__" in vars(klass):
+      names.update(p.name for p in inspect.signature(klass.__init__).parameters.values()
+                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+  return names
+
+
 def _inherited_config(source, target_class) -> Dict[str, Any]:
-  """The source model's config, checked to fit the target codec."""
-  if source.codec_name != target_class.codec_name and not issubclass(
-      target_class, type(source)):
-    raise CodecError(f"cannot initialize {target_class.codec_name} from a "
-                     f"{source.codec_name} model")
-  return dict(source.config)
+  """The source model's options that the target codec also takes."""
+  accepted = _constructor_options(target_class)
+  return {k: v for k, v in source.config.items() if k in accepted}
+
+
+def _shared_parts(model) -> Dict[str, Any]:
+  """A codec's named parts: its sublayers and own weights, by attribute name."""
+  return {name: value for name, value in vars(model).items()
+          if not name.startswith("_") and isinstance(value, (tf.Module, tf.Variable))}
 
 
 def _copy_weights(source, target, name: str) -> None:
-  """Copies the source's weights onto the target's first weights; a derived
-  codec (hyperprior -> hyperprior-vr) keeps its extra weights' initial values."""
-  pairs = list(zip(source.trainable_weights, target.trainable_weights))
-  if len(pairs) < len(source.trainable_weights) or any(
-      s.shape != t.shape for s, t in pairs):
-    raise CodecError(f"--init_from {name} does not match the model's shapes")
+  """Copies every part (transform, entropy model, gains) the two codecs share
+  by attribute name, e.g. hyperprior -> hyperprior-vr (everything; the gains
+  keep their initial values) or hyperprior-vr -> factorized-vr (the transforms
+  and gains; the factorized prior starts afresh)."""
+  source_parts, target_parts = _shared_parts(source), _shared_parts(target)
+  shared = sorted(part for part in set(source_parts) & set(target_parts)
+                  if type(source_parts[part]) is type(target_parts[part]))
+  pairs = []
+  for part in shared:
+    s_vars = [source_parts[part]] if isinstance(source_parts[part], tf.Variable) \
+        else source_parts[part].trainable_variables
+    t_vars = [target_parts[part]] if isinstance(target_parts[part], tf.Variable) \
+        else target_parts[part].trainable_variables
+    if [v.shape for v in s_vars] != [v.shape for v in t_vars]:
+      raise CodecError(f"--init_from {name} does not match the model's shapes ({part})")
+    pairs += zip(s_vars, t_vars)
+  if not pairs:
+    raise CodecError(f"cannot initialize {target.codec_name} from a "
+                     f"{source.codec_name} model: they share no weights")
   for s, t in pairs:
     t.assign(s)
 

@@ -17,22 +17,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import entropy_models
-from tfc_codecs.codecs.base import Codec, to_uint8
+from tfc_codecs.codecs.transform_coding import TransformCodec
 from tfc_codecs.layers.gdn_transforms import (
     AnalysisTransform, HyperAnalysisTransform, HyperSynthesisTransform,
     SynthesisTransform, exact_hyper_synthesis)
-from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
 
 
-class HyperpriorCodec(Codec):
+class HyperpriorCodec(TransformCodec):
   """Scale hyperprior; N = `num_filters`, M = `latent_filters`."""
 
   codec_name = "hyperprior"
   downsampling = 64
   num_payloads = 2
-  # Pixels; analysis and synthesis run over tiles with exact halos (see
-  # layers/tiling.py), the entropy coding is whole-image. Not part of the format.
-  tile_size = 1024
 
   def __init__(self, num_filters: int = 128, latent_filters: int = 192, **config):
     super().__init__(num_filters=num_filters, latent_filters=latent_filters, **config)
@@ -47,12 +43,10 @@ class HyperpriorCodec(Codec):
     self.coder = None
     self._build_codec()
 
-  def _forward(self, x, training):
-    y = self.analysis(x)
-    z = self.hyper_analysis(y)
-    z_hat, side_bits = self.side_bottleneck(z, training=training)
+  def _latent_bits(self, y, training):
+    z_hat, side_bits = self.side_bottleneck(self.hyper_analysis(y), training=training)
     y_hat, bits = self.bottleneck(y, self.scale_indexes(z_hat, training), training=training)
-    return self.synthesis(y_hat), bits + side_bits
+    return y_hat, bits + side_bits
 
   def scale_indexes(self, z_hat, training=False):
     """Scale-table indexes for y: continuous in training; for coding, integer
@@ -79,22 +73,12 @@ class HyperpriorCodec(Codec):
     self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"], self.ops)
     self.coder = entropy_models.scale_table_coder(tables, self.ops)
 
-  def analyze(self, x):
-    """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""
-    return tiled_analysis(self.analysis, x, self.tile_size)
-
-  def synthesize(self, y_hat):
-    """uint8 [1, H, W, 3] image of latents, tile by tile."""
-    return tiled_synthesis(self.synthesis, y_hat, self.tile_size, to_uint8, tf.uint8)
-
-  def _compress_padded(self, x):
-    y = self.analyze(x)
+  def _encode_latents(self, y):
     z = self.hyper_analysis(y)
     side_string = self.side_coder.compress(z)
     indexes = self.scale_indexes(tf.round(z))
     return tf.concat([side_string, self.coder.compress(y, indexes)], 0)
 
-  def _decompress_padded(self, payloads, padded_shape):
+  def _decode_latents(self, payloads, padded_shape):
     z_hat = self.side_coder.decompress(payloads[:1], padded_shape // self.downsampling)
-    y_hat = self.coder.decompress(payloads[1:2], self.scale_indexes(z_hat))
-    return self.synthesize(y_hat)
+    return self.coder.decompress(payloads[1:2], self.scale_indexes(z_hat))

@@ -1,11 +1,12 @@
-"""The variable-rate hyperprior: one model, every quality.
+"""The variable-rate codecs (hyperprior-vr, factorized-vr): one model, every quality.
 
 * at each quality the decoded file equals the model's own reconstruction and
   its size matches the rate estimate;
 * higher quality means more bits and less distortion;
 * the file records its quality, and a quality the model lacks is refused;
 * it survives saving and loading, runs inside an outer tf.function, and
-  trains from a fixed-rate hyperprior (--init_from).
+  trains from a fixed-rate hyperprior (--init_from); factorized-vr starts
+  from a hyperprior-vr's transforms and gains.
 """
 
 import dataclasses
@@ -20,13 +21,14 @@ from tfc_codecs import container, model_dir, training
 from tfc_codecs.errors import CodecError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_VR = os.path.join(ROOT, "testdata", "models", "hyperprior_vr_tiny")
-TINY_HYPERPRIOR = os.path.join(ROOT, "testdata", "models", "hyperprior_tiny")
+MODELS = os.path.join(ROOT, "testdata", "models")
+TINY_VR = os.path.join(MODELS, "hyperprior_vr_tiny")
+TINY_HYPERPRIOR = os.path.join(MODELS, "hyperprior_tiny")
 
 
-@pytest.fixture(scope="module")
-def vr():
-  return tfc_codecs.load(TINY_VR)
+@pytest.fixture(scope="module", params=["hyperprior_vr_tiny", "factorized_vr_tiny"])
+def vr(request):
+  return tfc_codecs.load(os.path.join(MODELS, request.param))
 
 
 def qualities(codec):
@@ -125,10 +127,37 @@ def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
       tuned.decompress(tuned.compress(photo, 2)), source.decompress(source.compress(photo)))
 
 
-def test_bad_lambdas_are_refused(tmp_path):
+def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
+  """--init_from a hyperprior-vr: transforms and gains carry over, the
+  factorized prior (which the hyperprior lacks) starts afresh."""
+  out = training.train(
+      "factorized-vr", None, str(tmp_path / "run"),
+      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_VR,
+      log_every=1, printer=lambda _: None)
+  source = tfc_codecs.load(TINY_VR).net
+  tuned = tfc_codecs.load(out).net
+  assert tuned.codec_name == "factorized-vr"
+  assert tuned.config == {k: source.config[k] for k in tuned.config}
+  for part in ("analysis", "synthesis"):
+    for a, b in zip(getattr(tuned, part).trainable_weights,
+                    getattr(source, part).trainable_weights):
+      np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6)
+  np.testing.assert_allclose(tuned.log_gain.numpy(), source.log_gain.numpy(), rtol=2e-3, atol=1e-3)
+
+
+def test_init_from_a_codec_with_no_shared_weights_is_refused(tmp_path):
+  with pytest.raises(CodecError, match="share no weights"):
+    training.train("rnn", None, str(tmp_path / "run"),
+                   train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+                   batch_size=2, max_steps=1, init_from=TINY_VR, printer=lambda _: None)
+
+
+@pytest.mark.parametrize("codec", ["hyperprior-vr", "factorized-vr"])
+def test_bad_lambdas_are_refused(tmp_path, codec):
   for lambdas in ([0.01, 0.002], [], [0., 0.1]):
     with pytest.raises(CodecError, match="lambdas"):
-      training.train("hyperprior-vr", None, str(tmp_path / str(len(lambdas))),
+      training.train(codec, None, str(tmp_path / str(len(lambdas))),
                      train_glob=os.path.join(ROOT, "testdata", "images"),
                      model_config=dict(lambdas=lambdas), max_steps=0,
                      printer=lambda _: None)

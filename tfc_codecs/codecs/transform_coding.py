@@ -1,0 +1,54 @@
+"""Transform coding: analysis → entropy-coded latents → synthesis.
+
+The shape shared by the Ballé codecs: a GDN analysis transform maps the image
+to latents y (16x smaller), an entropy model codes the rounded latents, and an
+IGDN synthesis transform maps them back. Subclasses supply the entropy model
+through three hooks: `_latent_bits` (training), `_encode_latents` and
+`_decode_latents` (range coding). Analysis and synthesis run tile by tile with
+exact halos (see layers/tiling.py), so memory stays bounded on large images.
+"""
+
+import abc
+
+import tensorflow as tf
+
+from tfc_codecs.codecs.base import Codec, to_uint8
+from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
+
+
+class TransformCodec(Codec):
+  """A codec with `analysis` and `synthesis` transforms around coded latents."""
+
+  # Pixels; not part of the file format (only the transforms are tiled, the
+  # entropy coding is whole-image).
+  tile_size = 1024
+
+  def _forward(self, x, training):
+    y_hat, bits = self._latent_bits(self.analysis(x), training)
+    return self.synthesis(y_hat), bits
+
+  def analyze(self, x):
+    """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""
+    return tiled_analysis(self.analysis, x, self.tile_size)
+
+  def synthesize(self, y_hat):
+    """uint8 [1, H, W, 3] image of latents, tile by tile."""
+    return tiled_synthesis(self.synthesis, y_hat, self.tile_size, to_uint8, tf.uint8)
+
+  def _compress_padded(self, x):
+    return self._encode_latents(self.analyze(x))
+
+  def _decompress_padded(self, payloads, padded_shape):
+    return self.synthesize(self._decode_latents(payloads, padded_shape))
+
+  @abc.abstractmethod
+  def _latent_bits(self, y, training):
+    """Noisy (training) or rounded latents and their bits per image [B]."""
+
+  @abc.abstractmethod
+  def _encode_latents(self, y):
+    """Latents [1, h, w, M] of one image -> payload strings."""
+
+  @abc.abstractmethod
+  def _decode_latents(self, payloads, padded_shape):
+    """Payload strings + padded image (height, width) -> decoded latents."""

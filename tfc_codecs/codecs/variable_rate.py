@@ -1,0 +1,127 @@
+"""Variable rate for a transform codec: gain units on the latents.
+
+> "Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation"
+> Z. Cui, J. Wang, S. Gao, T. Guo, Y. Feng, B. Bai. CVPR 2021.
+> https://arxiv.org/abs/2003.02012
+
+For each quality q a learned per-channel gain g_q scales the latents before
+quantization and an inverse gain undoes it before synthesis:
+y_q = g_q · g_a(x), x̂ = g_s(ŷ_q · g'_q). A larger gain quantizes more finely.
+Training samples one quality per image and weights its distortion by that
+quality's λ, so one training run yields every rate point. The quality index is
+recorded in the `.tfci` header. Mixed in before a `TransformCodec`:
+`class X(VariableRate, SomeTransformCodec)`.
+"""
+
+from typing import Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfc_codecs.codecs.base import IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
+from tfc_codecs.errors import CodecError
+
+QUALITY_SPEC = tf.TensorSpec([], tf.int32)
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932)
+
+
+class VariableRate:
+  """Qualities 1..len(lambdas) (ascending λ, on the 0..255 MSE scale); the
+  default quality is the one whose λ is nearest `reference_lambda`."""
+
+  needs_lambda = False
+
+  def __init__(self, *args, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+               reference_lambda: float = 0.0067, default_quality: int = 0, **config):
+    lambdas = tuple(float(l) for l in lambdas)
+    if not lambdas or list(lambdas) != sorted(lambdas) or lambdas[0] <= 0:
+      raise CodecError(f"{self.codec_name}: lambdas must be positive and ascending")
+    if not default_quality:  # The quality nearest to the reference λ.
+      default_quality = 1 + int(np.argmin(np.abs(np.log(np.asarray(lambdas) / reference_lambda))))
+    if not 1 <= default_quality <= len(lambdas):
+      raise CodecError(f"{self.codec_name}: default_quality must be in 1..{len(lambdas)}")
+    super().__init__(*args, lambdas=lambdas, reference_lambda=float(reference_lambda),
+                     default_quality=int(default_quality), **config)
+
+  def _build_codec(self) -> None:
+    # High-rate theory: step size ∝ λ^(-1/2), so gains start at sqrt(λ/λ_ref).
+    config = self.config
+    log_gains = 0.5 * np.log(np.asarray(config["lambdas"]) / config["reference_lambda"])
+    log_gains = np.repeat(log_gains[:, None], config["latent_filters"], 1)
+    self.log_gain = self.add_weight(
+        name="log_gain", shape=log_gains.shape,
+        initializer=tf.constant_initializer(log_gains))
+    self.log_inverse_gain = self.add_weight(
+        name="log_inverse_gain", shape=log_gains.shape,
+        initializer=tf.constant_initializer(-log_gains))
+    super()._build_codec()
+
+  @property
+  def lambdas(self) -> Tuple[float, ...]:
+    return tuple(self.config["lambdas"])
+
+  @property
+  def num_qualities(self) -> int:
+    return len(self.lambdas)
+
+  @property
+  def default_quality(self) -> int:
+    return self.config["default_quality"]
+
+  def _gains(self, quality_index):
+    """Gain and inverse gain of 0-based quality indexes [B] -> [B, 1, 1, M]."""
+    gain = tf.exp(tf.gather(self.log_gain, quality_index))[:, None, None, :]
+    inverse = tf.exp(tf.gather(self.log_inverse_gain, quality_index))[:, None, None, :]
+    return gain, inverse
+
+  def _forward_at(self, x, quality_index, training):
+    gain, inverse = self._gains(quality_index)
+    y_hat, bits = self._latent_bits(self.analysis(x) * gain, training)
+    return self.synthesis(y_hat * inverse), bits
+
+  def _forward(self, x, training):
+    """At the default quality (used to build the model and by `reconstruct`)."""
+    index = tf.fill([tf.shape(x)[0]], self.default_quality - 1)
+    return self._forward_at(x, index, training)
+
+  def training_loss(self, x, lmbda=None, distortion="mse"):
+    """Mean over the batch of bpp + λ_q · MSE, one random quality q per image."""
+    del lmbda  # Each quality has its own λ.
+    if distortion != "mse":
+      raise ValueError(f"{self.codec_name} trains with MSE only")
+    index = tf.random.uniform([tf.shape(x)[0]], 0, self.num_qualities, tf.int32)
+    x_hat, bits = self._forward_at(x, index, training=True)
+    bpp = bits / tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), bits.dtype)
+    mse = tf.reduce_mean(tf.math.squared_difference(x, x_hat), axis=[1, 2, 3])
+    loss = tf.reduce_mean(bpp + tf.gather(tf.constant(self.lambdas), index) * mse)
+    mean_mse = tf.reduce_mean(mse)
+    return loss, dict(bpp=tf.reduce_mean(bpp), mse=mean_mse, psnr=psnr(mean_mse))
+
+  # Compression ------------------------------------------------------------
+  def _check_quality(self, quality):
+    tf.debugging.assert_greater_equal(quality, 1, message="quality out of range")
+    tf.debugging.assert_less_equal(quality, self.num_qualities, message="quality out of range")
+    return tf.reshape(quality - 1, [1])
+
+  @tf.function(input_signature=[IMAGE_SPEC, QUALITY_SPEC])
+  def compress(self, image, quality):
+    """uint8 [H, W, 3] at quality 1..num_qualities -> payload strings."""
+    gain, _ = self._gains(self._check_quality(quality))
+    return self._encode_latents(
+        self.analyze(pad_to_multiple(image[None], self.downsampling)) * gain)
+
+  @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC, QUALITY_SPEC])
+  def decompress(self, payloads, image_shape, quality):
+    """Payload strings + (height, width) + quality -> uint8 image."""
+    _, inverse = self._gains(self._check_quality(quality))
+    padded_shape = -(-image_shape // self.downsampling) * self.downsampling
+    y_hat = self._decode_latents(payloads, padded_shape)
+    return self.synthesize(y_hat * inverse)[0, :image_shape[0], :image_shape[1]]
+
+  @tf.function(input_signature=[IMAGE_SPEC, QUALITY_SPEC])
+  def reconstruct(self, image, quality):
+    """The model's own quantized reconstruction and estimated bits at `quality`."""
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    x = pad_to_multiple(tf.cast(image, tf.float32)[None], self.downsampling)
+    x_hat, bits = self._forward_at(x, self._check_quality(quality), training=False)
+    return to_uint8(x_hat[0, :height, :width]), bits[0]
