@@ -11,7 +11,7 @@ must be refused with a client error (HTTP 4xx / INVALID_ARGUMENT-like code),
 never a server error. The server's resident memory is sampled every 0.5 s;
 "flat" means the peak of the last quarter of the run is within 10% (+64 MiB)
 of the peak of the second quarter (after warm-up). Writes
-benchmarks/results/serving_load.json.
+benchmarks/results/serving_load-OPS.json.
 """
 
 import argparse
@@ -35,7 +35,7 @@ from tfc_codecs import api, export, images  # pylint: disable=wrong-import-posit
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
 from tfc_codecs.serving.client import Client  # pylint: disable=wrong-import-position
 
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "serving_load.json")
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "serving_load-{ops}.json")
 SERVER_ERRORS = ("HTTP 5", "INTERNAL", "UNKNOWN", "UNAVAILABLE", "DATA_LOSS",
                  "cannot reach", "did not answer")
 
@@ -188,7 +188,7 @@ def serve_and_load(model: str, clients: int, seconds: float, image_path: str,
     finally:
       process.terminate()
       process.wait()
-  return dict(model=model, image=os.path.basename(image_path),
+  return dict(model=model, ops=ops, image=os.path.basename(image_path),
               size=f"{image.shape[1]}x{image.shape[0]}", **result)
 
 
@@ -200,13 +200,13 @@ def main():
   parser.add_argument("--clients", type=int, default=32)
   parser.add_argument("--seconds", type=float, default=60.)
   parser.add_argument("--ops", choices=("stock", "tfc"), default="stock",
-                      help="Entropy coder of the export (the stored result was "
-                      "measured with tfc, before stock became the default).")
+                      help="Entropy coder of the export.")
   args = parser.parse_args()
   result = serve_and_load(args.model, args.clients, args.seconds, args.image, args.ops)
   result["command"] = "python benchmarks/serving_load.py " + " ".join(sys.argv[1:])
-  os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-  with open(RESULTS, "w") as f:
+  path = RESULTS.format(ops=args.ops)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
     json.dump(result, f, indent=1)
   print(json.dumps({k: v for k, v in result.items() if k != "rss_samples_mib"}, indent=1))
   ok = (result["wrong_results"] == result["server_errors"] == 0
