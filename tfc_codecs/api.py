@@ -175,6 +175,7 @@ class ImageCodec:
 
 
 _cache: Dict[tuple, ImageCodec] = {}
+_cache_lock = threading.Lock()  # Batch compression loads from worker threads.
 
 
 def load(name_or_path: Optional[str] = None,
@@ -186,6 +187,11 @@ def load(name_or_path: Optional[str] = None,
     return export.ExportedCodec(name_or_path)
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
   key = _cache_key(path)
+  with _cache_lock:
+    return _load_cached(key, path)
+
+
+def _load_cached(key: tuple, path: str) -> ImageCodec:
   if key not in _cache:
     meta = model_dir.read_meta(path)
     entry = frozen.entry_dir(meta["fingerprint"])

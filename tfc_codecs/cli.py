@@ -4,6 +4,8 @@ Subcommands in tensorflow-compression's style (absl app + argparse flags).
 Every user error ends in one line `tfc_codecs: error: ...` and exit code 1.
 """
 
+import concurrent.futures
+import gc
 import os
 import sys
 
@@ -20,14 +22,11 @@ from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-positio
 from tfc_codecs.serving import commands as serving_commands  # pylint: disable=wrong-import-position
 
 PROG = "tfc_codecs"
+PIPELINE_WORKERS = 2  # Images in flight in a batch (see `_each`).
 
 
 def _error(message: str) -> None:
   print(f"{PROG}: error: {message}", file=sys.stderr)
-
-
-def _note(message: str) -> None:
-  print(f"{PROG}: note: {message}", file=sys.stderr)
 
 
 def _outputs(inputs, output, suffix):
@@ -41,15 +40,24 @@ def _outputs(inputs, output, suffix):
   return [output] if output else [i + suffix for i in inputs]
 
 
-def _each(inputs, outputs, work) -> int:
-  """Runs work(input, output) for each pair; reports errors, counts failures."""
+def _each(inputs, outputs, work, workers: int = 1) -> int:
+  """Runs work(input, output) for each pair, `workers` pairs at a time in
+  threads (TensorFlow, image decoding and file I/O release the GIL, so one
+  image's reading, entropy coding and writing overlap another's transforms).
+  `work` may return (stream, line) pairs to print; they and errors are
+  reported in input order. Returns 1 if any pair failed, else 0."""
+  gc.freeze()  # Start-up objects (TensorFlow's, the model's) stay uncollected...
+  gc.enable()  # ...and later collections skip them (see `run`).
   failures = 0
-  for source, target in zip(inputs, outputs):
-    try:
-      work(source, target)
-    except CodecError as e:
-      _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
-      failures += 1
+  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+    futures = [pool.submit(work, source, target) for source, target in zip(inputs, outputs)]
+    for source, future in zip(inputs, futures):
+      try:
+        for stream, line in future.result() or ():
+          print(line, file=stream)
+      except CodecError as e:
+        _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
+        failures += 1
   return 1 if failures else 0
 
 
@@ -65,8 +73,7 @@ def cmd_compress(args) -> int:
 
   def work(source, target):
     image, notes = images.read_image(source, codec.max_pixels)
-    for note in notes:
-      _note(f"{source}: {note}")
+    lines = [(sys.stderr, f"{PROG}: note: {source}: {note}") for note in notes]
     if targeted:
       choice = rate_control.compress_to_target(
           args.model, image, args.target_bpp, args.target_psnr, raw=args.raw)
@@ -81,15 +88,16 @@ def cmd_compress(args) -> int:
       height, width = image.shape[:2]
       quality = container.parse(data, used.max_pixels).quality
       ms_ssim = metrics.ms_ssim(image, decoded)
-      print(f"{target}: {height}x{width}, "
-            + (f"quality {quality}, " if quality else "")
-            + f"{len(data)} bytes, "
-            f"{metrics.bits_per_pixel(len(data), height, width):.4f} bpp, "
-            f"PSNR {metrics.psnr(image, decoded):.2f} dB, MS-SSIM "
-            + ("n/a" if ms_ssim is None else
-               f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)"))
+      lines.append((sys.stdout, f"{target}: {height}x{width}, "
+                    + (f"quality {quality}, " if quality else "")
+                    + f"{len(data)} bytes, "
+                    f"{metrics.bits_per_pixel(len(data), height, width):.4f} bpp, "
+                    f"PSNR {metrics.psnr(image, decoded):.2f} dB, MS-SSIM "
+                    + ("n/a" if ms_ssim is None else
+                       f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)")))
+    return lines
 
-  return _each(args.inputs, outputs, work)
+  return _each(args.inputs, outputs, work, args.workers)
 
 
 def cmd_decompress(args) -> int:
@@ -103,10 +111,9 @@ def cmd_decompress(args) -> int:
     codec = api.load_for(data, args.model)
     image = codec.decompress(data, iterations=args.iterations)
     fileio.atomic_write(target, images.encode_png(image), args.overwrite)
-    if args.verbose:
-      print(f"{target}: {image.shape[0]}x{image.shape[1]}")
+    return [(sys.stdout, f"{target}: {image.shape[0]}x{image.shape[1]}")] if args.verbose else []
 
-  return _each(args.inputs, outputs, work)
+  return _each(args.inputs, outputs, work, args.workers)
 
 
 def _describe(entry) -> str:
@@ -308,6 +315,13 @@ def _add_train_parser(subparsers) -> None:
   p.set_defaults(handler=cmd_train)
 
 
+def _add_workers_flag(parser) -> None:
+  parser.add_argument(
+      "--workers", type=int, default=PIPELINE_WORKERS,
+      help="Images in flight at once when several are given (reading, "
+      f"transforms, entropy coding and writing overlap; default {PIPELINE_WORKERS}).")
+
+
 def parse_args(argv):
   parser = argparse_flags.ArgumentParser(
       prog=PROG, description="Learned image compression with tensorflow-compression.")
@@ -328,6 +342,7 @@ def parse_args(argv):
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true",
                  help="Decode the result and print bpp, PSNR and MS-SSIM.")
+  _add_workers_flag(p)
   p.set_defaults(handler=cmd_compress)
 
   p = subparsers.add_parser("decompress", help="Decompress .tfci files to PNG.")
@@ -338,6 +353,7 @@ def parse_args(argv):
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true")
+  _add_workers_flag(p)
   p.set_defaults(handler=cmd_decompress)
 
   p = subparsers.add_parser("info", help="Show the header of .tfci files.")
@@ -411,6 +427,10 @@ def main(args) -> None:
 
 def run() -> None:
   """Console-script entry point."""
+  # No cyclic garbage collection while TensorFlow imports and the model loads
+  # (a few hundred ms of full collections of a heap of import-time objects);
+  # `_each` freezes those objects and turns collection back on.
+  gc.disable()
   app.run(main, flags_parser=parse_args)
 
 

@@ -121,15 +121,12 @@ def save_function(entry: str, net, name: str) -> None:
 def _quiet():
   """Silences the notes TensorFlow logs while saving and loading (renamed
   inputs, custom gradients that inference never needs)."""
-  loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
-  levels = [logger.level for logger in loggers]
-  for logger in loggers:
-    logger.setLevel(logging.ERROR)
+  previous = logging.root.manager.disable
+  logging.disable(logging.WARNING)
   try:
     yield
   finally:
-    for logger, level in zip(loggers, levels):
-      logger.setLevel(level)
+    logging.disable(previous)
 
 
 def _replace_file(path: str, text: str) -> None:

@@ -24,9 +24,34 @@ def _conv(filters: int, kernel: int, name: str, down: int = 1,
       kernel_parameter="variable")
 
 
+class UpConv2D(tfc.SignalConv2D):
+  """A SignalConv2D whose upsampled convolutions ("same_zeros") run as a VALID
+  transposed convolution and a crop instead of TFC's EXPLICIT-padding one,
+  which TF 2.14 runs on a slow, memory-hungry CPU kernel: 5x5/2, 128 -> 128
+  channels to 384x256 took 0.20 s and 396 MB, VALID + crop 0.16 s and 96 MB.
+  The same sums up to float rounding: on Kodak, about 35 of 1.2M decoded
+  samples differ by 1 and PSNR by less than 1e-5 dB."""
+
+  def _up_convolve_transpose_explicit(self, inputs, kernel, prepadding):
+    if (self.padding != "same_zeros" or any(s != 1 for s in self.strides_down)
+        or self.data_format != "channels_last" or not self.extra_pad_end
+        or any(p != (0, 0) for p in prepadding)
+        or len(set(self.strides_up)) != 1 or len(set(self.kernel_support)) != 1):
+      return super()._up_convolve_transpose_explicit(inputs, kernel, prepadding)
+    shape = tf.shape(inputs)
+    (up, _), (support, _) = self.strides_up, self.kernel_support
+    full = tf.nn.conv2d_transpose(
+        inputs, tf.transpose(kernel, [0, 1, 3, 2]),
+        tf.stack([shape[0], (shape[1] - 1) * up + support,
+                  (shape[2] - 1) * up + support, self.filters]),
+        up, "VALID")
+    start = support // 2  # Where EXPLICIT's (support // 2)-sample padding starts.
+    return full[:, start:start + shape[1] * up, start:start + shape[2] * up]
+
+
 def _deconv(filters: int, kernel: int, name: str, up: int = 1,
             activation=None, use_bias: bool = True) -> tfc.SignalConv2D:
-  return tfc.SignalConv2D(
+  return UpConv2D(
       filters, (kernel, kernel), name=name, corr=False, strides_up=up,
       padding="same_zeros", use_bias=use_bias, activation=activation,
       kernel_parameter="variable")
