@@ -8,6 +8,7 @@ import concurrent.futures
 import gc
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Hide TF C++ start-up noise.
 # TensorFlow is imported lazily, after absl's app has started; without this its
@@ -40,14 +41,16 @@ def _outputs(inputs, output, suffix):
   return [output] if output else [i + suffix for i in inputs]
 
 
-def _each(inputs, outputs, work, workers: int = 1) -> int:
+def _each(inputs, outputs, work, workers: int = 1, throughput: bool = False) -> int:
   """Runs work(input, output) for each pair, `workers` pairs at a time in
   threads (TensorFlow, image decoding and file I/O release the GIL, so one
   image's reading, entropy coding and writing overlap another's transforms).
   `work` may return (stream, line) pairs to print; they and errors are
-  reported in input order. Returns 1 if any pair failed, else 0."""
+  reported in input order, then, with `throughput` and several inputs, the
+  images per second. Returns 1 if any pair failed, else 0."""
   gc.freeze()  # Start-up objects (TensorFlow's, the model's) stay uncollected...
   gc.enable()  # ...and later collections skip them (see `run`).
+  start = time.perf_counter()
   failures = 0
   with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
     futures = [pool.submit(work, source, target) for source, target in zip(inputs, outputs)]
@@ -58,6 +61,10 @@ def _each(inputs, outputs, work, workers: int = 1) -> int:
       except CodecError as e:
         _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
         failures += 1
+  if throughput and len(inputs) > 1:
+    seconds = time.perf_counter() - start
+    print(f"{len(inputs) - failures} of {len(inputs)} images in {seconds:.2f} s "
+          f"({(len(inputs) - failures) / seconds:.2f} images/s)")
   return 1 if failures else 0
 
 
@@ -97,7 +104,7 @@ def cmd_compress(args) -> int:
                        f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)")))
     return lines
 
-  return _each(args.inputs, outputs, work, args.workers)
+  return _each(args.inputs, outputs, work, args.workers, args.verbose)
 
 
 def cmd_decompress(args) -> int:
@@ -113,7 +120,7 @@ def cmd_decompress(args) -> int:
     fileio.atomic_write(target, images.encode_png(image), args.overwrite)
     return [(sys.stdout, f"{target}: {image.shape[0]}x{image.shape[1]}")] if args.verbose else []
 
-  return _each(args.inputs, outputs, work, args.workers)
+  return _each(args.inputs, outputs, work, args.workers, args.verbose)
 
 
 def _describe(entry) -> str:
@@ -341,7 +348,8 @@ def parse_args(argv):
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true",
-                 help="Decode the result and print bpp, PSNR and MS-SSIM.")
+                 help="Decode the result and print bpp, PSNR and MS-SSIM "
+                 "(and, for several inputs, images/s).")
   _add_workers_flag(p)
   p.set_defaults(handler=cmd_compress)
 
@@ -352,7 +360,8 @@ def parse_args(argv):
                  help="rnn only: decode only the first K iterations.")
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
-  p.add_argument("-V", "--verbose", action="store_true")
+  p.add_argument("-V", "--verbose", action="store_true",
+                 help="Print each output's size (and, for several inputs, images/s).")
   _add_workers_flag(p)
   p.set_defaults(handler=cmd_decompress)
 
