@@ -245,8 +245,8 @@ def _table(report):
   """The Markdown summary of a report."""
   steady, cai = report["steady_state"], report["compressai"]
   lines = [f"Machine: {report['machine']}. {report['condition']}", "",
-           "| model | implementation | compress s | decompress s | vs CompressAI (c / d) | "
-           "vs previous (c / d) | peak RSS MB | same file as previous | decoded samples differing | PSNR dB |",
+           "| model | implementation | compress s | decompress s | speed-up vs CompressAI (c / d) | "
+           "speed-up vs previous (c / d) | peak RSS MB | same file as previous | decoded samples differing | PSNR dB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
   for name, cai_name in (("hyperprior", "hyperprior"), ("factorized", "factorized")):
     entries = steady[name]
@@ -283,8 +283,9 @@ def _table(report):
                    f"{per('compress_s'):.3f} | {per('decompress_s'):.3f} |")
   cli = report["command_line"]
   lines += ["", f"Command line, process start to file written ({IMAGE}), seconds (median):", "",
-            "| version | compress cold | compress warm | decompress cold | decompress warm |",
-            "|---|---|---|---|---|"]
+            "| version | compress cold | compress warm | decompress cold | decompress warm | "
+            "peak RSS MB (compress / decompress) |",
+            "|---|---|---|---|---|---|"]
   for version in ("new", "previous"):
     c = cli[version]
     lines.append(f"| {version} | {c['compress_cold_s']:.2f} | {c['compress_warm_s']:.2f} | "

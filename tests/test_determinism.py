@@ -1,5 +1,10 @@
 """Files decode bit-identically in another process and with another thread
-count, and the encoder writes the same bytes there."""
+count, and the encoder writes the same bytes there, also without oneDNN.
+
+Without oneDNN (TF_ENABLE_ONEDNN_OPTS=0) the synthesis' transposed
+convolutions run on TensorFlow's own kernels (layers/gdn_transforms.py,
+`UpConv2D`), whose float sums round differently: a decoded sample may then
+differ by 1. The latents, and so the files, never depend on it."""
 
 import subprocess
 import sys
@@ -78,8 +83,12 @@ def test_other_process_decodes_identically(runs, env_name, name):
   image, expected, outputs = runs
   decoded = np.load(outputs[env_name] / f"{name}.decoded.npy")
   assert decoded.shape == image.shape
-  mismatch = np.count_nonzero(decoded != expected[name][1])
-  assert mismatch == 0, f"{mismatch} samples differ from this process's decode"
+  difference = np.abs(decoded.astype(np.int16) - expected[name][1])
+  mismatch = np.count_nonzero(difference)
+  if env_name == "onednn_off":  # Other convolution kernels (see the docstring).
+    assert difference.max() <= 1 and mismatch <= difference.size // 1000, mismatch
+  else:
+    assert mismatch == 0, f"{mismatch} samples differ from this process's decode"
 
 
 @pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))

@@ -30,7 +30,9 @@ class UpConv2D(tfc.SignalConv2D):
   which TF 2.14 runs on a slow, memory-hungry CPU kernel: 5x5/2, 128 -> 128
   channels to 384x256 took 0.20 s and 396 MB, VALID + crop 0.16 s and 96 MB.
   The same sums up to float rounding: on Kodak, about 35 of 1.2M decoded
-  samples differ by 1 and PSNR by less than 1e-5 dB."""
+  samples differ by 1 and PSNR by less than 1e-5 dB. VALID runs on oneDNN
+  (EXPLICIT did not), so with TF_ENABLE_ONEDNN_OPTS=0 a decoded sample may
+  differ by 1 from the default build's; latents and files never depend on it."""
 
   def _up_convolve_transpose_explicit(self, inputs, kernel, prepadding):
     if (self.padding != "same_zeros" or any(s != 1 for s in self.strides_down)
