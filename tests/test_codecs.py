@@ -295,3 +295,17 @@ def test_cached_functions_write_the_same_bytes(name, repo_root, photos, tmp_path
 
 def images_of_size(height, width):
   return synthetic_image(np.random.RandomState(7), height, width)
+
+
+def test_damaged_cache_entry_is_replaced(repo_root, photo, tmp_path, monkeypatch):
+  """A cached function that does not load is traced again and rewritten."""
+  path = str(repo_root / "testdata" / "models" / "hyperprior_tiny")
+  monkeypatch.setenv("TFC_CODECS_CACHE", str(tmp_path))
+  monkeypatch.setattr(api, "_cache", {})
+  expected = api.load(path).compress(photo)
+  (library,) = tmp_path.glob("*/compress/functions.pb")
+  good = library.read_bytes()
+  library.write_bytes(b"not a FunctionDefLibrary")
+  monkeypatch.setattr(api, "_cache", {})
+  assert api.load(path).compress(photo) == expected
+  assert library.read_bytes() == good

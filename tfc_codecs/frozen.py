@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.framework import function_pb2
 from tensorflow.python.eager import context
 
@@ -103,7 +104,7 @@ def load_function(entry: str, name: str) -> Optional[Callable]:
       library = function_pb2.FunctionDefLibrary.FromString(f.read())
     with np.load(os.path.join(path, CAPTURES_FILE)) as npz:
       values = [npz[f"arr_{i}"] for i in range(len(call["captures"]))]
-  except (OSError, ValueError):
+  except (OSError, ValueError, KeyError, DecodeError):  # Absent or damaged.
     return None
   tf.load_op_library(_tfc_op_library())
   ctx = context.context()
@@ -156,8 +157,10 @@ def save_function(entry: str, net, name: str) -> None:
       np.savez(os.path.join(staging, CAPTURES_FILE), *values)
       with open(os.path.join(staging, CALL_FILE), "w") as f:
         json.dump(dict(function=concrete.function_def.signature.name, captures=kinds), f)
-      os.replace(staging, os.path.join(entry, name))
-    except OSError:  # Another process saved it first.
+      target = os.path.join(entry, name)
+      shutil.rmtree(target, ignore_errors=True)  # Damaged, as it did not load.
+      os.replace(staging, target)
+    except OSError:  # E.g. another process saved it in between.
       pass
     finally:
       shutil.rmtree(staging, ignore_errors=True)
