@@ -19,10 +19,10 @@ class ImageCodec:
   """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes.
 
   With a `cache_entry` (see `frozen`), compress/decompress run the entry's
-  cached SavedModel functions, and a function not yet cached is traced on a
+  cached traced functions, and a function not yet cached is traced on a
   private copy of the model (`net`, or built from `source` if None) and
-  saved there; once the model is exposed through `.net` (which may be
-  changed), its own functions run.
+  saved there; once the model is exposed through `.net` (which may then be
+  changed), its own functions run and nothing more is cached.
   """
 
   def __init__(self, net, meta: Dict[str, Any], source: str,
@@ -70,7 +70,8 @@ class ImageCodec:
     result = function(*args)
     if save:
       with self._lock:
-        frozen.save_function(self._entry, self._model(), name)
+        if not self._exposed:
+          frozen.save_function(self._entry, self._net, name)
     return result
 
   @property
