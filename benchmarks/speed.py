@@ -70,6 +70,7 @@ for quality in [int(q) for q in qualities.split(",")] if qualities else [None]:
       compress_runs=compress_runs, decompress_runs=decompress_runs, bytes=len(data),
       file_sha256=hashlib.sha256(data).hexdigest())
 result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result["package"] = os.path.dirname(tfc_codecs.__file__)
 print("RESULT " + json.dumps(result))
 '''
 
@@ -93,10 +94,12 @@ def _env(root, cache):
 
 
 def _run(argv, env):
-  """Runs a process; returns (stdout, wall seconds, its peak RSS in MB)."""
+  """Runs a process in a scratch directory (so that `python -c` does not put
+  this checkout first on sys.path); returns (stdout, wall seconds, its peak
+  RSS in MB)."""
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     start = time.perf_counter()
-    process = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+    process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=tempfile.gettempdir())
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -129,6 +132,8 @@ def steady_state(versions, cache, rounds, image, models, work):
         result = _result_line(stdout)
         entry = pooled.setdefault(version, {"peak_rss_mb": 0})
         entry["peak_rss_mb"] = max(entry["peak_rss_mb"], result.pop("peak_rss_mb"))
+        package = result.pop("package")
+        assert package.startswith(root), (package, root)  # The version's own code.
         for quality, runs in result.items():
           point = entry.setdefault(quality, dict(compress_runs=[], decompress_runs=[]))
           point["compress_runs"] += runs["compress_runs"]
@@ -244,7 +249,8 @@ def folder(versions, work):
 def _table(report):
   """The Markdown summary of a report."""
   steady, cai = report["steady_state"], report["compressai"]
-  lines = [f"Machine: {report['machine']}. {report['condition']}", "",
+  lines = [f"Machine: {report['machine']}. {report['condition']} Versions: "
+           f"new = {report['commits']['new']}, previous = {report['commits']['previous']}.", "",
            "| model | implementation | compress s | decompress s | speed-up vs CompressAI (c / d) | "
            "speed-up vs previous (c / d) | peak RSS MB | same file as previous | decoded samples differing | PSNR dB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -324,7 +330,10 @@ def main():
     report = dict(
         machine=f"{os.cpu_count()} CPU cores", image=f"{IMAGE} (768x512)",
         condition=args.condition, warmup=WARMUP, reps=REPS, rounds=args.rounds,
-        started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+        started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        commits={version: subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                                         capture_output=True, text=True).stdout.strip()
+                 for version, root in versions.items()})
     report["compressai"] = compressai(args.compressai, args.rounds, image)
     report["steady_state"] = steady_state(versions, cache, args.rounds, image, {
         "hyperprior": ("hyperprior", "", WARMUP, REPS),
