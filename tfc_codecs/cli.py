@@ -419,6 +419,8 @@ def parse_args(argv):
 
 
 def main(args) -> None:
+  if args.handler not in (cmd_compress, cmd_decompress):
+    gc.enable()  # Only these start up without collection (see `run`, `_each`).
   try:
     code = args.handler(args)
   except CodecError as e:
@@ -438,7 +440,8 @@ def run() -> None:
   """Console-script entry point."""
   # No cyclic garbage collection while TensorFlow imports and the model loads
   # (a few hundred ms of full collections of a heap of import-time objects);
-  # `_each` freezes those objects and turns collection back on.
+  # `_each` freezes those objects and turns collection back on, `main` turns
+  # it on at once for the other commands (training, serving, ...).
   gc.disable()
   app.run(main, flags_parser=parse_args)
 
