@@ -7,6 +7,7 @@ are loaded once per session. Tests use local files only (testdata/, tmp_path).
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Before TensorFlow loads.
+# The traced-function cache (tfc_codecs/frozen.py) of this session, inherited
+# by CLI subprocesses: a test run never writes to the user's cache.
+_CACHE = tempfile.TemporaryDirectory(prefix="tfc_codecs_cache-")
+os.environ["TFC_CODECS_CACHE"] = _CACHE.name
 
 TESTDATA = REPO / "testdata"
 MODEL_DIRS = {

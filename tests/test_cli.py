@@ -158,6 +158,22 @@ def variable_rate_chain(run_cli, folder, photo_path, model):
   return runs
 
 
+def batch_chain(run_cli, folder, photo_paths, model):
+  """Every test photo compressed in one call, then decompressed in one call,
+  two images in flight at a time."""
+  names = [path.name for path in photo_paths]
+  for path in photo_paths:
+    shutil.copy(path, folder / path.name)
+  (folder / "out").mkdir()
+  return dict(
+      work=folder, names=names,
+      compress=run_cli("compress", "--model", model, "--workers", "2", *names,
+                       "--output", "out", cwd=folder),
+      decompress=run_cli("decompress", "--model", model, "--workers", "2", "-V",
+                         *[f"out/{name}.tfci" for name in names], "--output", "out",
+                         cwd=folder))
+
+
 @pytest.fixture(scope="module")
 def cli_runs(run_cli, repo_root, model_dirs, codecs, photos, tmp_path_factory):
   photo_path = repo_root / "testdata" / "images" / PHOTO
@@ -171,10 +187,13 @@ def cli_runs(run_cli, repo_root, model_dirs, codecs, photos, tmp_path_factory):
     variable_rate = pool.submit(
         variable_rate_chain, run_cli, tmp_path_factory.mktemp("vr"), photo_path,
         str(repo_root / "testdata" / "models" / "hyperprior_vr_tiny"))
+    batch = pool.submit(batch_chain, run_cli, tmp_path_factory.mktemp("batch"),
+                        sorted((repo_root / "testdata" / "images").glob("*.png")),
+                        str(model_dirs["hyperprior"]))
     errors = {name: pool.submit(run_cli, *case.args, cwd=error_dir / name)
               for name, case in cases.items()}
     return dict(train=train.result(), roundtrip=roundtrip.result(),
-                variable_rate=variable_rate.result(),
+                variable_rate=variable_rate.result(), batch=batch.result(),
                 errors={name: (cases[name], error_dir / name, future.result())
                         for name, future in errors.items()})
 
@@ -229,6 +248,25 @@ def test_cli_and_api_agree(roundtrip, codecs, photos):
   decoded = read_png(roundtrip["work"] / "photo.png.tfci.png")
   mismatch = np.count_nonzero(decoded != codec.decompress(data))
   assert mismatch == 0, f"{mismatch} samples differ between CLI and API decodes"
+
+
+def test_batch_writes_what_one_by_one_compression_writes(cli_runs, codecs, photos):
+  """A pipelined batch (several images in flight) writes each image's file
+  and decoded PNG exactly as the API does for that image alone, and reports
+  in input order."""
+  runs, codec = cli_runs["batch"], codecs["hyperprior"]
+  for step in ("compress", "decompress"):
+    assert runs[step].returncode == 0 and runs[step].stderr == "", runs[step].stderr
+  for name in runs["names"]:
+    data = (runs["work"] / "out" / f"{name}.tfci").read_bytes()
+    assert data == codec.compress(photos[name]), name
+    np.testing.assert_array_equal(read_png(runs["work"] / "out" / f"{name}.tfci.png"),
+                                  codec.decompress(data))
+  lines = runs["decompress"].stdout.splitlines()
+  assert lines[:-1] == [f"out/{name}.tfci.png: 96x128" for name in runs["names"]]
+  count = len(runs["names"])
+  assert re.fullmatch(rf"{count} of {count} images in [\d.]+ s \([\d.]+ images/s\)",
+                      lines[-1]), lines[-1]
 
 
 def test_info(roundtrip, codecs):

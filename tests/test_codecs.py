@@ -258,3 +258,56 @@ def test_exact_hyper_synthesis_follows_the_float_transform(codecs, photos):
     assert exact.shape == continuous.shape and np.all(exact == np.round(exact)), name
     assert np.abs(exact - continuous).max() <= 0.52, name  # Fixed-point error < 0.02.
     assert np.mean(exact == np.round(continuous)) > 0.99, name
+
+
+@pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny", "hyperprior_vr_tiny"])
+def test_cached_functions_write_the_same_bytes(name, repo_root, photos, tmp_path, monkeypatch):
+  """A model loaded from the traced-function cache (no Keras model built)
+  writes and decodes exactly what the model itself does; exposing `.net`
+  switches back to the model's own functions."""
+  from tfc_codecs import frozen  # pylint: disable=import-outside-toplevel
+  path = str(repo_root / "testdata" / "models" / name)
+  monkeypatch.setenv("TFC_CODECS_CACHE", str(tmp_path))
+  net, meta = model_dir.load(path)
+  live = api.ImageCodec(net, meta, path)  # No cache entry: the model's functions.
+  images = list(photos.values())[:2] + [images_of_size(37, 75)]
+  expected = [live.compress(image) for image in images]
+  decoded = [live.decompress(data) for data in expected]
+
+  monkeypatch.setattr(api, "_cache", {})
+  first = api.load(path)  # Cache miss: traces, then saves each function used.
+  assert first.compress(images[0]) == expected[0]
+  np.testing.assert_array_equal(first.decompress(expected[0]), decoded[0])
+  entry = frozen.entry_dir(meta["fingerprint"], "tfc")
+  assert sorted(p.name for p in (tmp_path / entry.split("/")[-1]).iterdir()) == [
+      "codec.json", "compress", "decompress"]
+
+  monkeypatch.setattr(api, "_cache", {})
+  cached = api.load(path)
+  assert [cached.compress(image) for image in images] == expected
+  for data, image in zip(expected, decoded):
+    np.testing.assert_array_equal(cached.decompress(data), image)
+  assert cached._net is None  # pylint: disable=protected-access
+  assert (cached.codec_name, cached.num_qualities, cached.progressive) == (
+      live.codec_name, live.num_qualities, live.progressive)
+  assert cached.net.config == net.config and cached.compress(images[0]) == expected[0]
+
+
+def images_of_size(height, width):
+  return synthetic_image(np.random.RandomState(7), height, width)
+
+
+def test_damaged_cache_entry_is_replaced(repo_root, photo, tmp_path, monkeypatch):
+  """A cached function that does not load is traced again and rewritten."""
+  path = str(repo_root / "testdata" / "models" / "hyperprior_tiny")
+  monkeypatch.setenv("TFC_CODECS_CACHE", str(tmp_path))
+  monkeypatch.setattr(api, "_cache", {})
+  expected = api.load(path).compress(photo)
+  (library,) = tmp_path.glob("*/compress/functions.pb")
+  library.write_bytes(b"not a FunctionDefLibrary")
+  monkeypatch.setattr(api, "_cache", {})
+  assert api.load(path).compress(photo) == expected
+  monkeypatch.setattr(api, "_cache", {})
+  again = api.load(path)
+  assert again.compress(photo) == expected
+  assert again._net is None  # pylint: disable=protected-access

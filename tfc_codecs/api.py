@@ -8,21 +8,39 @@ stock_coding.py); decompress reads either, whatever `ops` was loaded.
 """
 
 import os
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import container, images, model_dir, zoo
+from tfc_codecs import container, frozen, images, model_dir, zoo
 from tfc_codecs.errors import CodecError, op_error_message
 
 
 class ImageCodec:
-  """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes."""
+  """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes.
+
+  With a `cache_entry` (see `frozen`), compress/decompress run the entry's
+  cached traced functions, and a function not yet cached is traced on a
+  private copy of the model (`net`, or built from `source` if None) and
+  saved there; once the model is exposed through `.net` (which may then be
+  changed), its own functions run and nothing more is cached. `ops` is the
+  entropy coder of compress (`net`'s, if given).
+  """
 
   def __init__(self, net, meta: Dict[str, Any], source: str,
-               quality: Optional[int] = None):
-    self.net = net
+               quality: Optional[int] = None, ops: str = "tfc",
+               cache_entry: Optional[str] = None,
+               spec: Optional[Dict[str, Any]] = None):
+    self._net = net
+    self._ops = net.ops if net is not None else ops
+    self._exposed = cache_entry is None
+    self._entry = cache_entry
+    self._functions: Dict[str, Callable] = {}
+    self._lock = threading.Lock()
+    self._spec = spec or {key: getattr(net, key) for key in frozen.CODEC_ATTRIBUTES
+                          if hasattr(net, key)}
     self.quality = quality
     self.meta = meta
     self.source = source
@@ -30,30 +48,66 @@ class ImageCodec:
     self.max_pixels = images.MAX_PIXELS
 
   @property
+  def net(self):
+    """The codec model (built on first access)."""
+    with self._lock:
+      self._exposed = True
+      return self._model()
+
+  def _model(self):
+    if self._net is None:
+      self._net, _ = model_dir.load(self.source, self._ops)
+    return self._net
+
+  def _run(self, name: str, *args):
+    """Calls the model's function `name`: the cached one while the model is
+    private, tracing and caching it on first use if needed."""
+    with self._lock:
+      if self._exposed:
+        function, save = getattr(self._model(), name), False
+      elif name in self._functions:
+        function, save = self._functions[name], False
+      else:
+        function = frozen.load_function(self._entry, name)
+        save = function is None
+        if save:
+          function = getattr(self._model(), name)
+        self._functions[name] = function
+    result = function(*args)
+    if save:
+      with self._lock:
+        if not self._exposed:
+          frozen.save_function(self._entry, self._net, name)
+    return result
+
+  @property
   def codec_name(self) -> str:
-    return self.net.codec_name
+    return self._spec["codec_name"]
 
   @property
   def ops(self) -> str:
     """The entropy coder of compress: "tfc" or "stock"."""
-    return self.net.ops
+    return self._ops
 
-  def _net_for(self, coder: int):
-    """The loaded network that decodes payloads of entropy coder `coder`."""
+  def _codec_for(self, coder: int) -> "ImageCodec":
+    """The loaded codec that decodes payloads of entropy coder `coder`."""
     ops = container.OPS_OF_CODER.get(coder, self.ops)
-    if ops == self.ops:
-      return self.net
-    return load(self.source, self.quality, ops=ops).net
+    return self if ops == self.ops else load(self.source, self.quality, ops=ops)
 
   @property
   def progressive(self) -> bool:
     """True if quality = number of iterations of one model (rnn)."""
-    return self.net.progressive
+    return self._spec["progressive"]
 
   @property
   def num_qualities(self) -> int:
     """Qualities 1..n that this one model offers; 0 for a fixed-rate model."""
-    return self.net.num_qualities
+    return self._spec["num_qualities"]
+
+  @property
+  def num_payloads(self) -> int:
+    """Payload strings per file (fixed-rate and variable-rate models)."""
+    return self._spec["num_payloads"]
 
   def _check_quality(self, quality: int) -> None:
     if not 1 <= quality <= self.num_qualities:
@@ -77,14 +131,14 @@ class ImageCodec:
     if raw and not self.progressive:
       raise CodecError(f"{self.codec_name} has no raw mode")
     if self.num_qualities:
-      quality = self.net.default_quality if quality is None else quality
+      quality = self._spec["default_quality"] if quality is None else quality
       self._check_quality(quality)
-      run = self.net.compress_raw if raw else self.net.compress
-      payloads = run(tf.constant(image), tf.constant(quality, tf.int32)).numpy()
+      payloads = self._run("compress_raw" if raw else "compress", tf.constant(image),
+                           tf.constant(quality, tf.int32)).numpy()
     else:
       if quality is not None and quality != self.quality:
         raise CodecError(f"load {self.codec_name} with quality {quality} to use it")
-      payloads = self.net.compress(tf.constant(image)).numpy()
+      payloads = self._run("compress", tf.constant(image)).numpy()
       quality = self.quality or 0
     return container.serialize(container.Bitstream(
         codec=self.codec_name, fingerprint=self.fingerprint, height=height,
@@ -104,10 +158,10 @@ class ImageCodec:
         raise CodecError(f"corrupt or truncated file ({len(stream.payloads)} of "
                          f"{stream.declared_payloads} iterations)")
       return stream
-    if (len(stream.payloads) != self.net.num_payloads
+    if (len(stream.payloads) != self.num_payloads
         or stream.coder not in container.OPS_OF_CODER):
       raise CodecError(f"corrupt file ({len(stream.payloads)} payloads, "
-                       f"expected {self.net.num_payloads})")
+                       f"expected {self.num_payloads})")
     if self.num_qualities and not 1 <= stream.quality <= self.num_qualities:
       raise CodecError(f"corrupt header (quality {stream.quality} is not in "
                        f"1..{self.num_qualities})")
@@ -120,23 +174,23 @@ class ImageCodec:
     image_shape = tf.constant([stream.height, stream.width], tf.int32)
     if iterations is not None and not self.progressive:
       raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
-    net = self._net_for(stream.coder)
+    codec = self._codec_for(stream.coder)
     try:
       if self.progressive:
         if iterations is not None:
           if iterations < 1:
             raise CodecError("--iterations must be at least 1")
           payloads = payloads[:iterations]
-        run = net.decompress_raw if stream.coder == container.CODER_RAW else net.decompress
-        image = run(payloads, image_shape)
+        image = codec._run("decompress_raw" if stream.coder == container.CODER_RAW
+                           else "decompress", payloads, image_shape)
       elif self.num_qualities:
-        image = net.decompress(payloads, image_shape, tf.constant(stream.quality, tf.int32))
+        image = codec._run("decompress", payloads, image_shape,
+                           tf.constant(stream.quality, tf.int32))
       else:
-        image = net.decompress(payloads, image_shape)
+        image = codec._run("decompress", payloads, image_shape)
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
     return image.numpy()
-
 
   def decompress_steps(self, data: bytes) -> np.ndarray:
     """A progressive codec's image after each iteration of an entropy-coded
@@ -147,8 +201,8 @@ class ImageCodec:
       raise CodecError("decompress_steps needs a range-coded or stock-coded file of a "
                        "progressive codec")
     try:
-      steps = self._net_for(stream.coder).decompress_steps(
-          tf.constant(stream.payloads, tf.string),
+      steps = self._codec_for(stream.coder)._run(
+          "decompress_steps", tf.constant(stream.payloads, tf.string),
           tf.constant([stream.height, stream.width], tf.int32))
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
@@ -156,6 +210,7 @@ class ImageCodec:
 
 
 _cache: Dict[tuple, ImageCodec] = {}
+_cache_lock = threading.Lock()  # Batch compression loads from worker threads.
 
 
 def load(name_or_path: Optional[str] = None,
@@ -170,9 +225,19 @@ def load(name_or_path: Optional[str] = None,
     raise CodecError(f"ops must be one of {', '.join(container.CODER_OF_OPS)}, not {ops!r}")
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
   key = _cache_key(path) + (ops,)
+  with _cache_lock:
+    return _load_cached(key, path, ops)
+
+
+def _load_cached(key: tuple, path: str, ops: str) -> ImageCodec:
   if key not in _cache:
-    net, meta = model_dir.load(path, ops)
-    _cache[key] = ImageCodec(net, meta, path, zoo.quality_of(path))
+    meta = model_dir.read_meta(path)
+    entry = frozen.entry_dir(meta["fingerprint"], ops)
+    spec = entry and frozen.read_spec(entry)
+    net = None
+    if not spec:  # Not cached yet: build (and check) the model now.
+      net, meta = model_dir.load(path, ops)
+    _cache[key] = ImageCodec(net, meta, path, zoo.quality_of(path), ops, entry, spec)
   return _cache[key]
 
 

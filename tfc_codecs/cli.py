@@ -4,8 +4,11 @@ Subcommands in tensorflow-compression's style (absl app + argparse flags).
 Every user error ends in one line `tfc_codecs: error: ...` and exit code 1.
 """
 
+import concurrent.futures
+import gc
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Hide TF C++ start-up noise.
 # TensorFlow is imported lazily, after absl's app has started; without this its
@@ -20,14 +23,11 @@ from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-positio
 from tfc_codecs.serving import commands as serving_commands  # pylint: disable=wrong-import-position
 
 PROG = "tfc_codecs"
+PIPELINE_WORKERS = 2  # Images in flight in a batch (see `_each`).
 
 
 def _error(message: str) -> None:
   print(f"{PROG}: error: {message}", file=sys.stderr)
-
-
-def _note(message: str) -> None:
-  print(f"{PROG}: note: {message}", file=sys.stderr)
 
 
 def _outputs(inputs, output, suffix):
@@ -41,15 +41,30 @@ def _outputs(inputs, output, suffix):
   return [output] if output else [i + suffix for i in inputs]
 
 
-def _each(inputs, outputs, work) -> int:
-  """Runs work(input, output) for each pair; reports errors, counts failures."""
+def _each(inputs, outputs, work, workers: int = 1, throughput: bool = False) -> int:
+  """Runs work(input, output) for each pair, `workers` pairs at a time in
+  threads (TensorFlow, image decoding and file I/O release the GIL, so one
+  image's reading, entropy coding and writing overlap another's transforms).
+  `work` may return (stream, line) pairs to print; they and errors are
+  reported in input order, then, with `throughput` and several inputs, the
+  images per second. Returns 1 if any pair failed, else 0."""
+  gc.freeze()  # Start-up objects (TensorFlow's, the model's) stay uncollected...
+  gc.enable()  # ...and later collections skip them (see `run`).
+  start = time.perf_counter()
   failures = 0
-  for source, target in zip(inputs, outputs):
-    try:
-      work(source, target)
-    except CodecError as e:
-      _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
-      failures += 1
+  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+    futures = [pool.submit(work, source, target) for source, target in zip(inputs, outputs)]
+    for source, future in zip(inputs, futures):
+      try:
+        for stream, line in future.result() or ():
+          print(line, file=stream)
+      except CodecError as e:
+        _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
+        failures += 1
+  if throughput and len(inputs) > 1:
+    seconds = time.perf_counter() - start
+    print(f"{len(inputs) - failures} of {len(inputs)} images in {seconds:.2f} s "
+          f"({(len(inputs) - failures) / seconds:.2f} images/s)")
   return 1 if failures else 0
 
 
@@ -65,8 +80,7 @@ def cmd_compress(args) -> int:
 
   def work(source, target):
     image, notes = images.read_image(source, codec.max_pixels)
-    for note in notes:
-      _note(f"{source}: {note}")
+    lines = [(sys.stderr, f"{PROG}: note: {source}: {note}") for note in notes]
     if targeted:
       choice = rate_control.compress_to_target(
           args.model, image, args.target_bpp, args.target_psnr, raw=args.raw, ops=args.ops)
@@ -81,15 +95,16 @@ def cmd_compress(args) -> int:
       height, width = image.shape[:2]
       quality = container.parse(data, used.max_pixels).quality
       ms_ssim = metrics.ms_ssim(image, decoded)
-      print(f"{target}: {height}x{width}, "
-            + (f"quality {quality}, " if quality else "")
-            + f"{len(data)} bytes, "
-            f"{metrics.bits_per_pixel(len(data), height, width):.4f} bpp, "
-            f"PSNR {metrics.psnr(image, decoded):.2f} dB, MS-SSIM "
-            + ("n/a" if ms_ssim is None else
-               f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)"))
+      lines.append((sys.stdout, f"{target}: {height}x{width}, "
+                    + (f"quality {quality}, " if quality else "")
+                    + f"{len(data)} bytes, "
+                    f"{metrics.bits_per_pixel(len(data), height, width):.4f} bpp, "
+                    f"PSNR {metrics.psnr(image, decoded):.2f} dB, MS-SSIM "
+                    + ("n/a" if ms_ssim is None else
+                       f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)")))
+    return lines
 
-  return _each(args.inputs, outputs, work)
+  return _each(args.inputs, outputs, work, args.workers, args.verbose)
 
 
 def cmd_decompress(args) -> int:
@@ -103,10 +118,9 @@ def cmd_decompress(args) -> int:
     codec = api.load_for(data, args.model)
     image = codec.decompress(data, iterations=args.iterations)
     fileio.atomic_write(target, images.encode_png(image), args.overwrite)
-    if args.verbose:
-      print(f"{target}: {image.shape[0]}x{image.shape[1]}")
+    return [(sys.stdout, f"{target}: {image.shape[0]}x{image.shape[1]}")] if args.verbose else []
 
-  return _each(args.inputs, outputs, work)
+  return _each(args.inputs, outputs, work, args.workers, args.verbose)
 
 
 def _describe(entry) -> str:
@@ -316,6 +330,13 @@ def _add_train_parser(subparsers) -> None:
   p.set_defaults(handler=cmd_train)
 
 
+def _add_workers_flag(parser) -> None:
+  parser.add_argument(
+      "--workers", type=int, default=PIPELINE_WORKERS,
+      help="Images in flight at once when several are given (reading, "
+      f"transforms, entropy coding and writing overlap; default {PIPELINE_WORKERS}).")
+
+
 def parse_args(argv):
   parser = argparse_flags.ArgumentParser(
       prog=PROG, description="Learned image compression with tensorflow-compression.")
@@ -339,7 +360,9 @@ def parse_args(argv):
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true",
-                 help="Decode the result and print bpp, PSNR and MS-SSIM.")
+                 help="Decode the result and print bpp, PSNR and MS-SSIM "
+                 "(and, for several inputs, images/s).")
+  _add_workers_flag(p)
   p.set_defaults(handler=cmd_compress)
 
   p = subparsers.add_parser("decompress", help="Decompress .tfci files to PNG.")
@@ -349,7 +372,9 @@ def parse_args(argv):
                  help="rnn only: decode only the first K iterations.")
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
-  p.add_argument("-V", "--verbose", action="store_true")
+  p.add_argument("-V", "--verbose", action="store_true",
+                 help="Print each output's size (and, for several inputs, images/s).")
+  _add_workers_flag(p)
   p.set_defaults(handler=cmd_decompress)
 
   p = subparsers.add_parser("info", help="Show the header of .tfci files.")
@@ -410,6 +435,8 @@ def parse_args(argv):
 
 
 def main(args) -> None:
+  if args.handler not in (cmd_compress, cmd_decompress):
+    gc.enable()  # Only these start up without collection (see `run`, `_each`).
   try:
     code = args.handler(args)
   except CodecError as e:
@@ -427,6 +454,11 @@ def main(args) -> None:
 
 def run() -> None:
   """Console-script entry point."""
+  # No cyclic garbage collection while TensorFlow imports and the model loads
+  # (a few hundred ms of full collections of a heap of import-time objects);
+  # `_each` freezes those objects and turns collection back on, `main` turns
+  # it on at once for the other commands (training, serving, ...).
+  gc.disable()
   app.run(main, flags_parser=parse_args)
 
 
