@@ -234,6 +234,7 @@ class NoDecoder:
     self.num_payloads = net.num_payloads
     self.num_qualities = net.num_qualities
     self.progressive = net.progressive
+    self.ops = net.ops
 
   def decompress(self, *args):
     raise AssertionError("the decoder must not run for a rejected header")
