@@ -1,17 +1,16 @@
 """Cost of the stock-op entropy coder against tensorflow-compression's range coder, on Kodak.
 
     python benchmarks/stock_coder.py [--data ../shared/data/kodak] [--images 24]
-        [--tiny_images 6] [--repeats 2]
+        [--rnn_images 6] [--repeats 2]
 
-For each model, every image is compressed and decompressed with both coders
-(`tfc_codecs.load(model, ops="tfc"|"stock")`), alternating, `--repeats`
-times; the time of a call is its fastest repeat, of the whole `compress` /
-`decompress` call (transforms included), after a warm-up. Both coders code
-the same latents, so the decoded images must be identical (checked). The
-shipped default model (hyperprior, variable rate) is measured at its default
-quality for time and at every quality for rate; the tiny test models stand
-in for factorized and rnn (no shipped model; their rates are not meaningful,
-their overheads and time ratios are). Writes
+For each shipped model (hyperprior, factorized, rnn), every image is
+compressed and decompressed with both coders (`tfc_codecs.load(model,
+ops="tfc"|"stock")`), alternating, `--repeats` times; the time of a call is
+its fastest repeat, of the whole `compress` / `decompress` call (transforms
+included), after a warm-up. Both coders code the same latents, so the decoded
+images must be identical (checked). Each model runs at its default quality
+for time; the variable-rate Ballé models also at every quality for rate. rnn,
+the slowest, codes the first `--rnn_images` images. Writes
 benchmarks/results/stock_coder.json and stock_coder.md.
 """
 
@@ -31,8 +30,7 @@ import tfc_codecs  # pylint: disable=wrong-import-position
 from tfc_codecs import images  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(ROOT, "benchmarks", "results", "stock_coder")
-TINY = {"factorized": (os.path.join(ROOT, "testdata", "models", "factorized_tiny"), None),
-        "rnn": (os.path.join(ROOT, "testdata", "models", "rnn_tiny"), 8)}
+MODELS = ("hyperprior", "factorized", "rnn")  # Shipped model names.
 
 
 def timed(function, *args):
@@ -88,33 +86,30 @@ def summarize(rows):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
-  parser.add_argument("--images", type=int, default=24, help="Kodak images for hyperprior.")
-  parser.add_argument("--tiny_images", type=int, default=6,
-                      help="Kodak images for the tiny factorized and rnn models.")
+  parser.add_argument("--images", type=int, default=24, help="Kodak images per model.")
+  parser.add_argument("--rnn_images", type=int, default=6, help="Kodak images for rnn.")
   parser.add_argument("--repeats", type=int, default=2)
   args = parser.parse_args()
   files = images.list_images(args.data)
-  kodak = [images.read_image(f)[0] for f in files[:max(args.images, args.tiny_images)]]
+  kodak = [images.read_image(f)[0] for f in files[:max(args.images, args.rnn_images)]]
   report = dict(command=" ".join(["python"] + sys.argv), load=os.getloadavg(),
                 note="time = fastest of --repeats whole compress/decompress calls",
                 models={})
-  hyperprior = tfc_codecs.load("hyperprior")
-  quality = hyperprior.net.default_quality
-  rows = measure("hyperprior", quality, kodak[:args.images], args.repeats)
-  report["models"]["hyperprior"] = dict(
-      quality=quality, fingerprint=hyperprior.fingerprint.hex(), **summarize(rows),
-      per_image=rows, rate_by_quality={
-          q: rate_only("hyperprior", q, kodak[:args.images])
-          for q in range(1, hyperprior.num_qualities + 1)})
-  for name, (path, tiny_quality) in TINY.items():
-    rows = measure(path, tiny_quality, kodak[:args.tiny_images], args.repeats)
-    report["models"][name + "_tiny"] = dict(quality=tiny_quality, **summarize(rows),
-                                            per_image=rows)
+  for name in MODELS:
+    codec = tfc_codecs.load(name)
+    quality = codec.net.default_quality if codec.num_qualities else None
+    subset = kodak[:args.rnn_images if codec.progressive else args.images]
+    rows = measure(name, quality, subset, args.repeats)
+    report["models"][name] = dict(
+        quality=quality, fingerprint=codec.fingerprint.hex(), **summarize(rows), per_image=rows)
+    if codec.num_qualities and not codec.progressive:
+      report["models"][name]["rate_by_quality"] = {
+          q: rate_only(name, q, subset) for q in range(1, codec.num_qualities + 1)}
   report["load_after"] = os.getloadavg()
   with open(OUT + ".json", "w") as f:
     json.dump(report, f, indent=1)
-  lines = [f"`{report['command']}` (load average {report['load'][0]:.1f}: timings "
-           "share 2 cores with a training run)", "",
+  lines = [f"`{report['command']}` (load average {report['load'][0]:.1f} "
+           "at the start: timings share the 2 cores with what else ran)", "",
            "| model | quality | images | tfc bytes | stock bytes | rate overhead | "
            "compress s tfc / stock (ratio) | decompress s tfc / stock (ratio) |",
            "|---|---|---|---|---|---|---|---|"]
@@ -125,11 +120,14 @@ def main():
         f"{r['mean_compress_s']['tfc']:.3f} / {r['mean_compress_s']['stock']:.3f} "
         f"({r['compress_time_ratio']:.2f}x) | {r['mean_decompress_s']['tfc']:.3f} / "
         f"{r['mean_decompress_s']['stock']:.3f} ({r['decompress_time_ratio']:.2f}x) |")
-  lines += ["", "hyperprior rate at every quality (mean bytes per Kodak image):", "",
-            "| quality | tfc | stock | overhead |", "|---|---|---|---|"]
-  for q, r in report["models"]["hyperprior"]["rate_by_quality"].items():
-    lines.append(f"| {q} | {r['tfc']:.0f} | {r['stock']:.0f} | "
-                 f"{100 * (r['stock'] / r['tfc'] - 1):+.2f}% |")
+  for name, model in report["models"].items():
+    if "rate_by_quality" not in model:
+      continue
+    lines += ["", f"{name} rate at every quality (mean bytes per Kodak image):", "",
+              "| quality | tfc | stock | overhead |", "|---|---|---|---|"]
+    for q, r in model["rate_by_quality"].items():
+      lines.append(f"| {q} | {r['tfc']:.0f} | {r['stock']:.0f} | "
+                   f"{100 * (r['stock'] / r['tfc'] - 1):+.2f}% |")
   with open(OUT + ".md", "w") as f:
     f.write("\n".join(lines) + "\n")
   print("\n".join(lines))
