@@ -1,6 +1,6 @@
 """Peak memory, time and seam quality of every codec on an 8000x6000 image.
 
-    python benchmarks/huge_image.py [--codecs factorized,hyperprior,hyperprior-vr,rnn]
+    python benchmarks/huge_image.py [--codecs factorized,factorized-vr,hyperprior,hyperprior-vr,rnn]
         [--height 6000 --width 8000] [--check_tile_size 512] [--rnn_iterations 1]
 
 The image is a mosaic of the 24 Kodak images (each resized to 800x600,
@@ -18,11 +18,12 @@ and against equally wide control bands through the middle of the tiles.
 Models: `hyperprior-vr` is the shipped default model (`tfc_codecs.load(
 "hyperprior")`, a variable-rate hyperprior) at its default quality;
 `hyperprior` is the fixed-rate codec with that model's transforms and entropy
-models (no gains: its reference quality); `rnn` is the shipped rnn model
-(independent 1024-pixel tiles, so its seams are real); `factorized` has no
-shipped model and uses the default architecture with random weights (memory
-and time do not depend on the weights; its PSNR is meaningless). rnn codes
-1 iteration by default.
+models (no gains: its reference quality); `factorized-vr` is the shipped
+factorized model (variable rate) at its default quality, and `factorized` the
+fixed-rate codec with the default architecture and random weights (memory and
+time do not depend on the weights; its PSNR is meaningless); `rnn` is the
+shipped rnn model (independent 1024-pixel tiles, so its seams are real). rnn
+codes 1 iteration by default.
 
 With --check_tile_size T the Ballé codecs also compress and decompress with
 T-pixel tiles (after the peak memory was recorded) and report whether the
@@ -45,8 +46,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benchmarks", "results", "huge_image.json")
 KODAK = os.path.join(ROOT, "..", "shared", "data", "kodak")
-CODECS = ("factorized", "hyperprior", "hyperprior-vr", "rnn")
-SHIPPED = {"hyperprior-vr": "hyperprior", "rnn": "rnn"}  # Codec -> shipped model it uses.
+CODECS = ("factorized", "factorized-vr", "hyperprior", "hyperprior-vr", "rnn")
+SHIPPED = {"factorized-vr": "factorized", "hyperprior-vr": "hyperprior", "rnn": "rnn"}  # Codec -> shipped model it uses.
 CELL = (600, 800)  # Mosaic cell (height, width).
 
 
@@ -235,6 +236,7 @@ def main():
       entry = dict(command=" ".join(["python", "benchmarks/huge_image.py"] + sys.argv[1:]),
                    model={"hyperprior-vr": "shipped default model (hyperprior/vr), default quality",
                           "hyperprior": "fixed-rate codec, shipped hyperprior/vr weights without gains",
+                          "factorized-vr": "shipped factorized model (factorized/vr), default quality",
                           "rnn": "shipped rnn model (rnn/w025)",
                           }.get(codec, "random weights, default architecture"))
       if codec == "rnn":

@@ -525,7 +525,6 @@ def _check_cli_error(name: str, code: int, out: str, err: str) -> str:
 
 def check_cli(codec, data: bytes, folder: str) -> str:
   """`tfc_codecs decompress --model M` and `tfc_codecs info` on the input."""
-  import argparse as _argparse  # pylint: disable=import-outside-toplevel
   from PIL import Image  # pylint: disable=import-outside-toplevel
   from tfc_codecs import cli  # pylint: disable=import-outside-toplevel
   source = os.path.join(folder, "input.tfci")
@@ -535,16 +534,17 @@ def check_cli(codec, data: bytes, folder: str) -> str:
   if os.path.exists(target):
     os.unlink(target)
   results = []
-  code, out, err = _run_command(cli.cmd_info, _argparse.Namespace(inputs=[source]))
+  # The command line's own parser, so the handlers get every flag's default.
+  code, out, err = _run_command(cli.cmd_info, cli.parse_args(["tfc_codecs", "info", source]))
   if code == 0:
     if err or not out.startswith(f"file:         {source}\n"):
       raise Crash(f"cli info: exit 0, stdout {out[:200]!r}, stderr {err[:200]!r}")
     results.append("info ok")
   else:
     results.append(_check_cli_error("info", code, out, err))
-  code, out, err = _run_command(cli.cmd_decompress, _argparse.Namespace(
-      inputs=[source], output=target, model=codec.source, iterations=None,
-      overwrite=False, verbose=False))
+  code, out, err = _run_command(cli.cmd_decompress, cli.parse_args(
+      ["tfc_codecs", "decompress", source, "--output", target, "--model", codec.source,
+       "--workers", "1"]))
   if code == 0:
     size = declared_size(data)
     with Image.open(target) as image:
