@@ -80,9 +80,12 @@ class ExportModule(tf.Module):
 
   # Compression ------------------------------------------------------------
   def _check_quality(self, quality):
-    tf.debugging.Assert((quality >= 1) & (quality <= self._num_qualities), [
+    """`quality`, once checked: the check runs before anything that uses it
+    (an out-of-range index would otherwise fail first, with another message)."""
+    check = tf.debugging.Assert((quality >= 1) & (quality <= self._num_qualities), [
         tf.constant(f"quality must be in 1..{self._num_qualities}"), quality])
-    return quality
+    with tf.control_dependencies([check]):
+      return tf.identity(quality)
 
   def _compress_one(self, image, quality):
     """uint8 [H, W, 3] -> `.tfci` file bytes."""

@@ -99,9 +99,12 @@ class VariableRate:
 
   # Compression ------------------------------------------------------------
   def _check_quality(self, quality):
-    tf.debugging.assert_greater_equal(quality, 1, message="quality out of range")
-    tf.debugging.assert_less_equal(quality, self.num_qualities, message="quality out of range")
-    return tf.reshape(quality - 1, [1])
+    """0-based index [1] of a quality, once checked (the checks run first)."""
+    checks = [tf.debugging.assert_greater_equal(quality, 1, message="quality out of range"),
+              tf.debugging.assert_less_equal(quality, self.num_qualities,
+                                             message="quality out of range")]
+    with tf.control_dependencies(checks):
+      return tf.reshape(quality - 1, [1])
 
   @tf.function(input_signature=[IMAGE_SPEC, QUALITY_SPEC])
   def compress(self, image, quality):
