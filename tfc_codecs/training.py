@@ -87,6 +87,11 @@ def _shared_parts(model) -> Dict[str, Any]:
           if not name.startswith("_") and isinstance(value, (tf.Module, tf.Variable))}
 
 
+def _part_variables(part) -> list:
+  """The trainable variables of a part: itself if it is a weight."""
+  return [part] if isinstance(part, tf.Variable) else list(part.trainable_variables)
+
+
 def _copy_weights(source, target, name: str) -> None:
   """Copies every part (transform, entropy model, gains) the two codecs share
   by attribute name, e.g. hyperprior -> hyperprior-vr (everything; the gains
@@ -97,10 +102,7 @@ def _copy_weights(source, target, name: str) -> None:
                   if type(source_parts[part]) is type(target_parts[part]))
   pairs = []
   for part in shared:
-    s_vars = [source_parts[part]] if isinstance(source_parts[part], tf.Variable) \
-        else source_parts[part].trainable_variables
-    t_vars = [target_parts[part]] if isinstance(target_parts[part], tf.Variable) \
-        else target_parts[part].trainable_variables
+    s_vars, t_vars = _part_variables(source_parts[part]), _part_variables(target_parts[part])
     if [v.shape for v in s_vars] != [v.shape for v in t_vars]:
       raise CodecError(f"--init_from {name} does not match the model's shapes ({part})")
     pairs += zip(s_vars, t_vars)
