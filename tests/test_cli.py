@@ -396,7 +396,7 @@ def test_train_resumes(cli_runs):
 
 def test_stock_coder_from_the_cli(run_cli, model_dirs, photos, tmp_path):
   """compress --ops stock writes what the library's stock coder writes
-  (coder 4); decompress and info read it like a range-coded file."""
+  (coder 5); decompress and info read it like a range-coded file."""
   import tfc_codecs  # pylint: disable=import-outside-toplevel
   model = str(model_dirs["hyperprior"])
   shutil.copy(model_dirs["hyperprior"].parent.parent / "images" / PHOTO, tmp_path / "p.png")

@@ -102,6 +102,13 @@ def test_overflow_coded_files_are_refused():
     container.parse(_version_1_file(container.CODER_OVERFLOW, (b"side", b"y")), 1 << 20)
 
 
+def test_stock_coder_0_2_files_are_refused():
+  """Coder 4 (the stock coder's 0.2 payload layout) is not decoded: refused
+  by name rather than misread by the current layout."""
+  with pytest.raises(CodecError, match="tfc_codecs 0.2's stock-op coder"):
+    container.parse(_version_1_file(container.CODER_STOCK_0_2, (b"side", b"y")), 1 << 20)
+
+
 def test_real_file_parses(codec, real_files, photo):
   stream = codec.parse(real_files[codec.codec_name])
   assert stream.codec == codec.codec_name

@@ -3,7 +3,7 @@
 A name is a shipped model family from `tfc_codecs/zoo/` (with an optional
 quality); a path is a model directory written by `tfc_codecs train`. `ops`
 picks the entropy coder of compress: "tfc" (tensorflow-compression's range
-coder, coder 3) or "stock" (rANS in stock TensorFlow ops, coder 4, see
+coder, coder 3) or "stock" (rANS in stock TensorFlow ops, coder 5, see
 stock_coding.py); decompress reads either, whatever `ops` was loaded.
 """
 

@@ -4,7 +4,7 @@ Layout (big-endian):
     magic        4 bytes   b"TFCI"
     version      u8        FORMAT_VERSION
     coder        u8        coder of the payloads (3: range coder with an escape
-                           section, see range_coding.py; 4: rANS in stock
+                           section, see range_coding.py; 5: rANS in stock
                            TensorFlow ops, see stock_coding.py; 2: raw bits)
     name_length  u8        1..MAX_NAME
     codec        bytes     codec name: ASCII letters, digits, '.', '_', '-'
@@ -20,7 +20,8 @@ Checksums are zlib's Adler-32, which stock TensorFlow ops compute exactly
 (`graph_container`), so an exported SavedModel writes byte-identical files.
 Version 1 files (no quality byte, CRC-32 checksums) are still read. Coder 1
 (TFC's in-place overflow coding, tfc_codecs before 0.2) is refused: its
-decoder can loop forever on a corrupt payload.
+decoder can loop forever on a corrupt payload. Coder 4 (the stock coder's
+first payload layout, tfc_codecs 0.2) is refused too.
 
 Each payload carries its own checksum, so a file cut at a payload boundary is
 recognizable as such: progressive codecs decode the payloads that arrived
@@ -44,7 +45,8 @@ CODEC_NAME = re.compile(rb"[A-Za-z0-9._-]+")  # Printable: error messages quote 
 CODER_OVERFLOW = 1  # No longer decoded.
 CODER_RAW = 2
 CODER_RANGE = 3
-CODER_STOCK = 4
+CODER_STOCK_0_2 = 4  # No longer decoded.
+CODER_STOCK = 5
 CODER_NAMES = {CODER_RANGE: "range-coder+escapes", CODER_STOCK: "stock-rans+escapes",
                CODER_RAW: "raw-bits"}
 CODER_OF_OPS = {"tfc": CODER_RANGE, "stock": CODER_STOCK}  # Entropy coder of each `ops`.
@@ -134,6 +136,9 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
   if coder == CODER_OVERFLOW:
     raise CodecError("file made by tfc_codecs < 0.2 (overflow-coded payloads, no "
                      "longer decoded): decode it with tfc_codecs 0.1 and compress again")
+  if coder == CODER_STOCK_0_2:
+    raise CodecError("file made by tfc_codecs 0.2's stock-op coder (an older payload "
+                     "layout): decode it with tfc_codecs 0.2 and compress again")
   if coder not in CODER_NAMES:
     raise CodecError(f"unknown entropy coder id {coder} in header")
   name = bytes(data[_FIXED.size:_FIXED.size + name_length])

@@ -16,7 +16,7 @@ batch; for rnn it is the number of iterations):
 The same functions are attributes of `tf.saved_model.load(path)`.
 
 `ops` picks the entropy coder inside the graphs. "stock" (the default):
-rANS in stock TensorFlow ops (`stock_coding`, container coder 4), so the
+rANS in stock TensorFlow ops (`stock_coding`, container coder 5), so the
 export has no custom op at all and runs on an unmodified
 tensorflow_model_server or any TensorFlow runtime; it reads stock-coded files.
 "tfc": tensorflow-compression's range coder (coder 3), a custom op: a process

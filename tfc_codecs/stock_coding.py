@@ -11,21 +11,28 @@ integer arithmetic on int64 tensors inside one `tf.while_loop`, plus
 
 The coder: rANS with a 32-bit state x in [2**16, 2**32) and 16-bit
 renormalization, table precision n ≤ 16, so each symbol needs at most one
-renormalization step and a whole step is a handful of vector ops. Symbol i
-goes to lane i mod L at step i div L; the L lanes are independent rANS
-streams advanced together, one symbol each per loop iteration (missing symbols
-of the last step are a one-symbol table that leaves the state unchanged). The
-encoder runs the steps backwards from the initial state 2**16 and emits the
-words of each step in lane order; the decoder runs them forwards, each lane
-that renormalizes taking the next word, and must end with every state back
-at 2**16 and every word consumed.
+renormalization step and a whole step is a handful of vector ops (shifts and
+masks are constants when all rows share a precision). Symbol i goes to lane
+i mod L at step i div L; the L lanes are independent rANS streams advanced
+together, one symbol each per loop iteration (missing symbols of the last
+step are a one-symbol table that leaves the state unchanged). The encoder
+runs the steps backwards from the initial state 2**16 and emits the words of
+each step in lane order; the decoder runs them forwards, each lane that
+renormalizes taking the next word, and must end with every state back at
+2**16.
 
-Payload (big-endian):
-    lanes      u16       L (0 iff there are no symbols)
-    words      u32       W
-    states     L x u32   the encoder's final states (the decoder's start)
-    stream     W x u16   renormalization words, in decoding order
+Payload:
+    states     the L final states of the encoder (the decoder's start), bit
+               packed MSB first: L 4-bit lengths l (x in [2**(16+l),
+               2**(17+l))), then each state's 16 + l bits below its leading
+               one; zero-padded to a byte
+    stream     u16 words (big-endian), in decoding order
     escapes    bytes     the escape section, bits MSB first, zero-padded
+
+No counts are stored: L is `num_lanes` of the symbol count, which the decoder
+knows, and the stream ends where the decoder stops reading words. A lane
+costs about 20 bits more than its symbols' information: the initial state's
+16 bits and the length field.
 
 A value outside its row's table is coded as the row's escape symbol (as in
 `range_coding`); the escape section then holds, for every escape in order,
@@ -33,9 +40,9 @@ its bit length k in unary (k − 1 zeros and a one; the cost of the range
 coder's geometric length table), and after all lengths their bits below the
 leading one and signs (`coding_common.escape_bits`), one bit each.
 
-Bounds: the decoder checks the header against the payload size and the
-symbol count (L ≤ number of symbols, L ≥ symbols / MAX_STEPS, so the loop
-runs at most MAX_STEPS times), reads words through clamped indexes, and
+Bounds: L ≥ symbols / MAX_STEPS, so the loop runs at most MAX_STEPS times;
+the decoder reads words through clamped indexes, checks that it read no more
+than the payload holds, and
 refuses an escape section that does not hold the escapes it decoded, so any
 input decodes to values of the right shape or fails with an
 InvalidArgumentError naming the defect, in time and memory bounded by the
@@ -51,17 +58,17 @@ import tensorflow as tf
 
 from tfc_codecs.coding_common import (
     MAX_LENGTH, big_endian, bits_of, byte_values, escape_bits, least_bits, merge_escapes,
-    pack_bits, read_escapes, read_uint, split_escapes, table_rows, to_string)
+    pack_bits, read_escapes, split_escapes, table_rows, to_string)
 
 MAX_PRECISION = 16
 MAX_LANES = 4096
 MAX_STEPS = 16384  # Loop iterations at most; more symbols take more lanes.
 SYMBOLS_PER_LANE_SQUARED = 256  # L = ceil(sqrt(n / 256)): 34 lanes for 295k symbols.
-_LOWER = 1 << 16  # State interval [2**16, 2**32).
 _ROW_STRIDE = 1 << 17  # Row r's CDF values are offset by r·2**17 in the flat table.
-_HEADER = 6
+_LOWER_BITS = 16  # State interval [2**16, 2**32).
+_STATE_BITS = 4 + _LOWER_BITS + 15  # A packed state's most bits.
 _INFORMATION_MARGIN = 0.99  # For float32 sums of per-symbol information bounds.
-_UNROLL = 4  # Steps per loop iteration (the step count is padded to a multiple).
+_UNROLL = 8  # Steps per loop iteration (the step count is padded to a multiple).
 
 
 def _stack(array: tf.TensorArray) -> tf.Tensor:
@@ -83,9 +90,42 @@ def _grid(lanes, *columns):
           for x, fill in columns]
 
 
+def _state_bits(states: tf.Tensor) -> tf.Tensor:
+  """Final states [L] in [2**16, 2**32) -> the {0,1} bits of the payload's
+  state section (module docstring), before padding."""
+  length = tf.reduce_sum(tf.cast(tf.bitwise.right_shift(
+      states[:, None], tf.range(17, 32, dtype=tf.int64)) > 0, tf.int64), 1)
+  length_bits = tf.bitwise.bitwise_and(
+      tf.bitwise.right_shift(length[:, None], tf.constant([3, 2, 1, 0], tf.int64)), 1)
+  positions = tf.range(31, -1, -1, dtype=tf.int64)
+  body = tf.bitwise.bitwise_and(tf.bitwise.right_shift(states[:, None], positions), 1)
+  below_leading_one = positions[None] < _LOWER_BITS + length[:, None]
+  return tf.concat([tf.reshape(length_bits, [-1]), tf.boolean_mask(body, below_leading_one)], 0)
+
+
+def _read_states(data: tf.Tensor, lanes: tf.Tensor):
+  """Inverse of `_state_bits`, from the payload's byte values: (states [L],
+  the byte where the state section ends). Bits past the payload read as 0;
+  the caller checks the end against the size."""
+  num_bytes = (_STATE_BITS * lanes + 7) // 8
+  head = tf.cast(bits_of(data[:num_bytes]), tf.int64)
+  head = tf.pad(head, [[0, 8 * num_bytes - tf.size(head, tf.int64)]])
+  length = tf.reduce_sum(tf.reshape(head[:4 * lanes], [-1, 4])
+                         * tf.constant([8, 4, 2, 1], tf.int64), 1)
+  body = _LOWER_BITS + length
+  start = 4 * lanes + tf.cumsum(body, exclusive=True)
+  positions = tf.range(31, dtype=tf.int64)  # MSB first.
+  inside = positions[None] < body[:, None]
+  bits = tf.gather(head, tf.where(inside, start[:, None] + positions[None], 0))
+  shift = tf.maximum(body[:, None] - 1 - positions[None], 0)
+  states = tf.bitwise.left_shift(tf.ones_like(body), body) + tf.reduce_sum(
+      tf.where(inside, tf.bitwise.left_shift(bits, shift), 0), 1)
+  return states, (4 * lanes + tf.reduce_sum(body) + 7) // 8
+
+
 def num_lanes(num_symbols: tf.Tensor) -> tf.Tensor:
   """The encoder's lane count for `num_symbols` symbols: about sqrt(n/256),
-  which balances the state bytes (about 3 a lane) against the loop
+  which balances the state bits (about 26 a lane) against the loop
   iterations (n / L), and at least n / MAX_STEPS."""
   n = tf.cast(num_symbols, tf.int64)
   lanes = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(n, tf.float64) / SYMBOLS_PER_LANE_SQUARED)),
@@ -107,7 +147,8 @@ class StockCoder(tf.Module):
     super().__init__(name=name)
     self.cdf, rows, self.cdf_offset = table_rows(cdf, cdf_offset)
     precision, starts, flat = [], [], []
-    for r, row in enumerate(rows + [np.array([MAX_PRECISION, 0, 1 << MAX_PRECISION])]):
+    pad = self._pad_precision = max([abs(int(row[0])) for row in rows], default=MAX_PRECISION)
+    for r, row in enumerate(rows + [np.array([pad, 0, 1 << pad])]):
       bits, values = abs(int(row[0])), row[1:].astype(np.int64)
       if not 1 <= bits <= MAX_PRECISION or values[0] != 0 or np.any(np.diff(values) < 0):
         raise ValueError(f"CDF row {r}: precision must be 1..{MAX_PRECISION} "
@@ -116,6 +157,7 @@ class StockCoder(tf.Module):
       starts.append(sum(v.size for v in flat))
       flat.append(values + r * _ROW_STRIDE)
     self._pad_row = len(rows)  # One symbol of probability 1: the state is unchanged.
+    self._uniform_precision = precision[0] if len(set(precision)) == 1 else None
     self._escape = tf.constant([row.size - 3 for row in rows], tf.int32)
     self._offset = tf.constant(self.cdf_offset, tf.int32)
     self._least_bits = tf.constant([least_bits(row) for row in rows], tf.float32)
@@ -146,36 +188,38 @@ class StockCoder(tf.Module):
     lanes = num_lanes(tf.size(values))
     states, words = self._encode_lanes(
         start, frequency, tf.gather(self._precision, indexes), lanes)
-    header = tf.concat([big_endian(lanes, 2), big_endian(tf.size(words), 4),
-                        tf.reshape(big_endian(states, 4), [-1]),
-                        tf.reshape(big_endian(words, 2), [-1])], 0)
     unary = tf.scatter_nd(tf.cumsum(length)[:, None] - 1, tf.ones_like(length),
                           tf.reduce_sum(length)[None])
-    return tf.strings.join([to_string(header), pack_bits(tf.concat([unary, bits], 0))])
+    return tf.strings.join([pack_bits(_state_bits(states)),
+                            to_string(tf.reshape(big_endian(words, 2), [-1])),
+                            pack_bits(tf.concat([unary, bits], 0))])
 
-  @staticmethod
-  def _encode_lanes(start, frequency, precision, lanes):
+  def _encode_lanes(self, start, frequency, precision, lanes):
     """rANS-encodes the symbols [start, start + frequency) / 2**precision over
     `lanes` lanes -> (final states [lanes], words in decoding order)."""
-    start, frequency, precision = _grid(lanes, (start, 0), (frequency, 1 << MAX_PRECISION),
-                                        (precision, MAX_PRECISION))
+    pad = self._pad_precision
+    start, frequency, precision = _grid(lanes, (start, 0), (frequency, 1 << pad),
+                                        (precision, pad))
     steps = tf.shape(start)[0]
-    limit = tf.bitwise.left_shift(frequency, 32 - precision)  # Renormalize at x >= limit.
+    # Renormalize at x >= limit, so that x stays below 2**(_LOWER_BITS + 16).
+    limit = tf.bitwise.left_shift(frequency, _LOWER_BITS + 16 - precision)
+    shift = ((lambda _: self._uniform_precision) if self._uniform_precision
+             else precision.__getitem__)
 
-    def step(k, x, words, emitted):
+    def step(k, x, words):
       for j in reversed(range(_UNROLL)):
         f, out = frequency[k + j], x >= limit[k + j]
-        words = words.write(k + j, tf.bitwise.bitwise_and(x, 0xffff))
-        emitted = emitted.write(k + j, out)
+        words = words.write(k + j, tf.where(out, tf.bitwise.bitwise_and(x, 0xffff), -1))
         x = tf.where(out, tf.bitwise.right_shift(x, 16), x)
-        x = tf.bitwise.left_shift(x // f, precision[k + j]) + x % f + start[k + j]
-      return k - _UNROLL, x, words, emitted
+        x = tf.bitwise.left_shift(x // f, shift(k + j)) + x % f + start[k + j]
+      return k - _UNROLL, x, words
 
-    _, states, words, emitted = tf.while_loop(
+    _, states, words = tf.while_loop(
         lambda k, *_: k >= 0, step,
-        (steps - _UNROLL, tf.fill(tf.reshape(lanes, [1]), tf.constant(_LOWER, tf.int64)),
-         tf.TensorArray(tf.int64, size=steps), tf.TensorArray(tf.bool, size=steps)))
-    return states, tf.boolean_mask(_stack(words), _stack(emitted))
+        (steps - _UNROLL, tf.fill(tf.reshape(lanes, [1]), tf.constant(1 << _LOWER_BITS, tf.int64)),
+         tf.TensorArray(tf.int64, size=steps)))
+    words = _stack(words)  # -1 where a lane emitted no word.
+    return states, tf.boolean_mask(words, words >= 0)
 
   # Decoding -------------------------------------------------------------
   @tf.function(reduce_retracing=True)
@@ -187,57 +231,58 @@ class StockCoder(tf.Module):
     data = byte_values(string)
     size = tf.size(data, tf.int64)
     count = tf.size(indexes, tf.int64)
-    lanes = read_uint(data, 0, 2)
-    num_words = read_uint(data, 2, 4)
-    stream_end = _HEADER + 4 * lanes + 2 * num_words
-    # Refused before any work that scales with the claimed size: rANS stores
+    # Refused before any work that scales with the symbol count: rANS stores
     # at most 16 bits of information in each word and each lane's state.
     least = tf.reduce_sum(tf.gather(self._least_bits, indexes))
-    with tf.control_dependencies([tf.debugging.Assert(
+    check = tf.debugging.Assert(
         tf.cast(8 * size, tf.float32) >= _INFORMATION_MARGIN * least,
-        [tf.constant("shorter than the information its symbols carry")])]):
-      check = tf.debugging.Assert(
-          (size >= stream_end)
-          & tf.where(count > 0, (lanes >= (count + MAX_STEPS - 1) // MAX_STEPS)
-                     & (lanes >= 1) & (lanes <= tf.minimum(count, MAX_LANES)),
-                     tf.equal(lanes, 0) & tf.equal(num_words, 0)),
-          [tf.constant("stock coder header does not fit the payload")])
-    with tf.control_dependencies([check]):
-      lanes = tf.identity(lanes)
-    states = tf.reduce_sum(tf.reshape(data[_HEADER:_HEADER + 4 * lanes], [-1, 4])
-                           * tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64), 1)
-    words = tf.reduce_sum(tf.reshape(data[_HEADER + 4 * lanes:stream_end], [-1, 2])
+        [tf.constant("shorter than the information its symbols carry")])
+    with tf.control_dependencies([check, tf.debugging.assert_less_equal(
+        count, tf.constant(MAX_LANES * MAX_STEPS, tf.int64),
+        message="too many symbols for one payload")]):
+      lanes = num_lanes(count)
+    states, states_end = _read_states(data, lanes)
+    with tf.control_dependencies([tf.debugging.assert_less_equal(
+        states_end, size, message="stock coder states run past the payload")]):
+      stream = data[states_end:]
+    words = tf.reduce_sum(tf.reshape(stream[:tf.size(stream) // 2 * 2], [-1, 2])
                           * tf.constant([256, 1], tf.int64), 1)
-    tf.debugging.assert_greater_equal(states, tf.constant(_LOWER, tf.int64),
-                                      message="stock coder state out of range")
-    main, ok = self._decode_lanes(states, words, indexes, lanes)
+    main, read, ok = self._decode_lanes(states, words, indexes, lanes)
     with tf.control_dependencies([tf.debugging.assert_equal(
         ok, True, message="rANS check failed")]):
       main = tf.identity(main)  # The escapes are read only from a checked stream.
     escape = tf.gather(self._escape, indexes)
-    magnitude, negative = self._read_section(data[stream_end:], main, escape)
+    magnitude, negative = self._read_section(stream[2 * read:], main, escape)
     symbols = merge_escapes(main, escape, magnitude, negative)
     return tf.reshape(symbols + tf.gather(self._offset, indexes), shape)
 
   def _decode_lanes(self, states, words, indexes, lanes):
-    """Main symbols [n] of the rows `indexes`, and whether the lanes ended
-    in the encoder's initial state with every word used."""
+    """Main symbols [n] of the rows `indexes`, the number of words read, and
+    whether the lanes ended in the encoder's initial state having read no
+    more words than there are."""
     count = tf.size(indexes)
     rows, = _grid(lanes, (tf.cast(indexes, tf.int64), self._pad_row))
     base = rows * _ROW_STRIDE
-    precision = tf.gather(self._precision, rows)
-    mask = tf.bitwise.left_shift(tf.ones_like(precision), precision) - 1
+    if self._uniform_precision:  # Shifts and masks are constants.
+      precision = lambda _: self._uniform_precision
+      mask = lambda _: (1 << self._uniform_precision) - 1
+    else:
+      precision_grid = tf.gather(self._precision, rows)
+      mask_grid = tf.bitwise.left_shift(tf.ones_like(precision_grid), precision_grid) - 1
+      precision, mask = precision_grid.__getitem__, mask_grid.__getitem__
     num_words = tf.size(words)
     words = tf.concat([words, [0]], 0)  # Reads past the end (corrupt input) get 0.
-    flat, frequency = self._flat, self._frequency
+    # The row position p of a key: flat[p] <= key < flat[p + 1] (flat[0] = 0).
+    flat, upper, frequency = self._flat, self._flat[1:], self._frequency
+    lower = tf.constant(1 << _LOWER_BITS, tf.int64)
 
     def step(k, x, read, positions):
       for j in range(_UNROLL):
-        key = tf.bitwise.bitwise_and(x, mask[k + j]) + base[k + j]
-        position = tf.searchsorted(flat, key, side="right", out_type=tf.int32) - 1
-        x = tf.gather(frequency, position) * tf.bitwise.right_shift(x, precision[k + j]) + (
+        key = tf.bitwise.bitwise_and(x, mask(k + j)) + base[k + j]
+        position = tf.searchsorted(upper, key, side="right", out_type=tf.int32)
+        x = tf.gather(frequency, position) * tf.bitwise.right_shift(x, precision(k + j)) + (
             key - tf.gather(flat, position))
-        need = x < _LOWER
+        need = x < lower
         take = tf.cast(need, tf.int32)
         word = tf.gather(words, tf.minimum(read + tf.cumsum(take, exclusive=True), num_words))
         x = tf.where(need, tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, 16), word), x)
@@ -251,8 +296,8 @@ class StockCoder(tf.Module):
         (tf.constant(0), states, tf.constant(0), tf.TensorArray(tf.int32, size=steps)))
     positions = _stack(positions)[:count]
     main = positions - tf.cast(tf.gather(self._start, indexes), tf.int32)
-    ok = tf.equal(read, num_words) & tf.reduce_all(tf.equal(states, _LOWER))
-    return main, ok
+    ok = (read <= num_words) & tf.reduce_all(tf.equal(states, lower))
+    return main, read, ok
 
   @staticmethod
   def _read_section(section, main, escape):

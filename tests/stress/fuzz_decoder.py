@@ -408,7 +408,7 @@ def make_seeds(codec, photo, include_corpus: bool = False) -> List[bytes]:
   else:
     seeds = [codec.compress(crop) for crop in crops]
   import tfc_codecs  # pylint: disable=import-outside-toplevel
-  stock = tfc_codecs.load(codec.source, ops="stock")  # Stock-coded files (coder 4).
+  stock = tfc_codecs.load(codec.source, ops="stock")  # Stock-coded files (coder 5).
   for i, crop in enumerate(crops[:2]):
     quality = (8, 3)[i] if codec.progressive else (
         1 + i % codec.num_qualities if codec.num_qualities else None)
