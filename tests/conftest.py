@@ -85,6 +85,21 @@ def random_symbols(seed, n, spread=1.5):
   return values, indexes
 
 
+def corrupted_payloads(good: bytes, seed: int, trials: int):
+  """`trials` bad payloads in turn: random bytes, `good` with one bit
+  flipped, `good` cut short."""
+  rng = np.random.default_rng(seed)
+  for trial in range(trials):
+    if trial % 3 == 0:
+      yield rng.integers(0, 256, rng.integers(0, 64)).astype(np.uint8).tobytes()
+    elif trial % 3 == 1:
+      data = bytearray(good)
+      data[rng.integers(len(data))] ^= 1 << rng.integers(8)
+      yield bytes(data)
+    else:
+      yield good[:rng.integers(len(good))]
+
+
 # Importing TensorFlow sets these in this process; a user's shell has none of
 # them, and TF2_BEHAVIOR changes how TensorFlow starts up, so subprocesses must
 # not inherit them.

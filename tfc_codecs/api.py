@@ -80,6 +80,17 @@ class ImageCodec:
           frozen.save_function(self._entry, self._net, name)
     return result
 
+  def _decode(self, stream: container.Bitstream, name: str, payloads: tf.Tensor,
+              *extra: tf.Tensor) -> np.ndarray:
+    """Runs decoding function `name` (payloads, image shape, *extra) of the
+    model for the file's coder; an op that fails means a corrupt payload."""
+    try:
+      result = self._codec_for(stream.coder)._run(
+          name, payloads, tf.constant([stream.height, stream.width], tf.int32), *extra)
+    except tf.errors.OpError as e:
+      raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
+    return result.numpy()
+
   @property
   def codec_name(self) -> str:
     return self._spec["codec_name"]
@@ -171,26 +182,19 @@ class ImageCodec:
     """`.tfci` bytes -> uint8 [H, W, 3]; progressive codecs may stop early."""
     stream = self.parse(data)
     payloads = tf.constant(stream.payloads, tf.string)
-    image_shape = tf.constant([stream.height, stream.width], tf.int32)
     if iterations is not None and not self.progressive:
       raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
-    codec = self._codec_for(stream.coder)
-    try:
-      if self.progressive:
-        if iterations is not None:
-          if iterations < 1:
-            raise CodecError("--iterations must be at least 1")
-          payloads = payloads[:iterations]
-        image = codec._run("decompress_raw" if stream.coder == container.CODER_RAW
-                           else "decompress", payloads, image_shape)
-      elif self.num_qualities:
-        image = codec._run("decompress", payloads, image_shape,
-                           tf.constant(stream.quality, tf.int32))
-      else:
-        image = codec._run("decompress", payloads, image_shape)
-    except tf.errors.OpError as e:
-      raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
-    return image.numpy()
+    if self.progressive:
+      if iterations is not None:
+        if iterations < 1:
+          raise CodecError("--iterations must be at least 1")
+        payloads = payloads[:iterations]
+      return self._decode(stream, "decompress_raw" if stream.coder == container.CODER_RAW
+                          else "decompress", payloads)
+    if self.num_qualities:
+      return self._decode(stream, "decompress", payloads,
+                          tf.constant(stream.quality, tf.int32))
+    return self._decode(stream, "decompress", payloads)
 
   def decompress_steps(self, data: bytes) -> np.ndarray:
     """A progressive codec's image after each iteration of an entropy-coded
@@ -200,13 +204,7 @@ class ImageCodec:
     if not self.progressive or stream.coder not in container.OPS_OF_CODER:
       raise CodecError("decompress_steps needs a range-coded or stock-coded file of a "
                        "progressive codec")
-    try:
-      steps = self._codec_for(stream.coder)._run(
-          "decompress_steps", tf.constant(stream.payloads, tf.string),
-          tf.constant([stream.height, stream.width], tf.int32))
-    except tf.errors.OpError as e:
-      raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
-    return steps.numpy()
+    return self._decode(stream, "decompress_steps", tf.constant(stream.payloads, tf.string))
 
 
 _cache: Dict[tuple, ImageCodec] = {}
