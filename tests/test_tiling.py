@@ -102,6 +102,26 @@ def test_smaller_halos_would_show_seams(nets, photo):
   assert np.abs((short - whole).numpy()).max() > 0.1
 
 
+def test_banded_up_convolutions_equal_the_unbanded_layers(nets, monkeypatch):
+  """Bands of input rows (down to one row, and a short last band) give every
+  up-convolution's outputs bit for bit; bands without the halo would not."""
+  net = nets["hyperprior"]
+  x = tf.constant(np.random.RandomState(1).normal(0, 3, (1, 13, 9, 24)), tf.float32)
+  for layer in net.synthesis.layers:
+    if not tiling._upsamples(layer):  # pylint: disable=protected-access
+      continue
+    whole = layer(x).numpy()
+    row_bytes = 9 * 4 * layer.filters * 25
+    for rows in (1, 2, 5, 13):
+      monkeypatch.setattr(tiling, "BAND_BUFFER_BYTES", rows * row_bytes)
+      np.testing.assert_array_equal(tiling.banded(layer, x).numpy(), whole)
+    monkeypatch.setattr(tiling, "_halos", lambda *_: (0, 0))
+    monkeypatch.setattr(tiling, "BAND_BUFFER_BYTES", 4 * row_bytes)
+    assert np.abs(tiling.banded(layer, x).numpy() - whole).max() > 1e-3
+    monkeypatch.undo()
+    x = tf.constant(whole)
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_files_do_not_depend_on_the_tile_size(photos, name):
   rng = np.random.RandomState(3)

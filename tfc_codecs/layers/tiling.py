@@ -18,14 +18,23 @@ exactly the whole-image computation.
 The tile size is an implementation choice, not part of the file format: only
 the transforms are tiled; the entropy coding of the (16x smaller) latents
 stays whole-image.
+
+Within a tile, each up-convolution of the synthesis runs over bands of input
+rows (`banded`): TensorFlow's CPU kernel for it (a transposed convolution with
+explicit padding) allocates a buffer of k²·filters floats per input sample,
+396 MB for one layer of a Kodak image; bands bound it to BAND_BUFFER_BYTES.
+The kernel computes each output from the same products summed in the same
+order whatever the band, so bands give exactly the unbanded values (tested).
 """
 
 from typing import Callable, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
 PER_PIXEL_LAYERS = (tf.keras.layers.Lambda, tfc.GDN)
+BAND_BUFFER_BYTES = 96 << 20
 
 
 def _layer_window(layer, lo: int, hi: int) -> Tuple[int, int]:
@@ -54,7 +63,11 @@ def _layer_window(layer, lo: int, hi: int) -> Tuple[int, int]:
 def receptive_window(transform: tf.keras.Sequential, lo: int, hi: int) -> Tuple[int, int]:
   """Input indexes [lo', hi'] (inclusive) that outputs [lo, hi] of a
   Sequential of "same_zeros" SignalConv2D and per-pixel layers depend on."""
-  for layer in reversed(transform.layers):
+  return _window(transform.layers, lo, hi)
+
+
+def _window(layers, lo: int, hi: int) -> Tuple[int, int]:
+  for layer in reversed(layers):
     lo, hi = _layer_window(layer, lo, hi)
   return lo, hi
 
@@ -62,7 +75,11 @@ def receptive_window(transform: tf.keras.Sequential, lo: int, hi: int) -> Tuple[
 def halos(transform: tf.keras.Sequential, in_unit: int, out_unit: int) -> Tuple[int, int]:
   """Halo (before, after), in units, that a tile of `transform` needs; one
   unit is `in_unit` input samples and `out_unit` output samples."""
-  lo, hi = receptive_window(transform, 0, out_unit - 1)
+  return _halos(transform.layers, in_unit, out_unit)
+
+
+def _halos(layers, in_unit: int, out_unit: int) -> Tuple[int, int]:
+  lo, hi = _window(layers, 0, out_unit - 1)
   return max(0, -(lo // in_unit)), max(0, -(-(hi - (in_unit - 1)) // in_unit))
 
 
@@ -108,6 +125,37 @@ def tiled(fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor, tile: int,
   return bands.concat()[None]
 
 
+def banded(layer: tfc.SignalConv2D, x: tf.Tensor) -> tf.Tensor:
+  """`layer(x)` for x [1, h, w, C] and an up-sampling "same_zeros" layer,
+  computed over bands of input rows, each with the halo of rows its outputs
+  read, so that the kernel's buffer stays below BAND_BUFFER_BYTES."""
+  up = layer.strides_up[0]
+  before, after = _halos([layer], 1, up)
+  rows, width = tf.shape(x)[1], tf.shape(x)[2]
+  row_bytes = tf.cast(width, tf.int64) * 4 * layer.filters * int(np.prod(layer.kernel_support))
+  band = tf.cast(tf.maximum(BAND_BUFFER_BYTES // row_bytes, 1), tf.int32)
+
+  def step(i, bands):
+    top = i * band
+    bottom = tf.minimum(top + band, rows)
+    first, last = tf.maximum(top - before, 0), tf.minimum(bottom + after, rows)
+    out = layer(x[:, first:last])
+    return i + 1, bands.write(i, out[0, (top - first) * up:(bottom - first) * up])
+
+  def in_bands():
+    bands = tf.TensorArray(tf.float32, size=-(-rows // band), infer_shape=False,
+                           element_shape=[None, None, layer.filters])
+    _, bands = tf.while_loop(lambda i, _: i < bands.size(), step, (0, bands),
+                             parallel_iterations=1)
+    return bands.concat()[None]
+
+  return tf.cond(band >= rows, lambda: layer(x), in_bands)
+
+
+def _upsamples(layer: tf.keras.layers.Layer) -> bool:
+  return isinstance(layer, tfc.SignalConv2D) and max(layer.strides_up) > 1
+
+
 def _channels(transform: tf.keras.Sequential) -> int:
   """Output channels of a transform: those of its last convolution."""
   return [l for l in transform.layers if isinstance(l, tfc.SignalConv2D)][-1].filters
@@ -128,6 +176,12 @@ def tiled_synthesis(transform: tf.keras.Sequential, y_hat: tf.Tensor,
                     dtype: tf.DType = tf.float32) -> tf.Tensor:
   """Image from latents [1, h, w, M] over tiles of `tile_size` pixels;
   `output` (per pixel, e.g. rounding to uint8 of `dtype`) is applied to each
-  tile before stitching."""
-  return tiled(lambda t: output(transform(t)), y_hat, tile_size // 16,
-               halos(transform, 1, 16), 1, 16, dtype, _channels(transform))
+  tile before stitching. Up-convolutions run in bands (`banded`)."""
+
+  def synthesize(t):
+    for layer in transform.layers:
+      t = banded(layer, t) if _upsamples(layer) else layer(t)
+    return output(t)
+
+  return tiled(synthesize, y_hat, tile_size // 16, halos(transform, 1, 16), 1, 16, dtype,
+               _channels(transform))
