@@ -146,6 +146,28 @@ def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
   np.testing.assert_allclose(tuned.log_gain.numpy(), source.log_gain.numpy(), rtol=2e-3, atol=1e-3)
 
 
+def test_init_from_with_other_lambdas_resamples_the_gains(tmp_path):
+  """New λ values below, between and at the source's: gains at a shared λ
+  carry over, between two they interpolate in log λ, below the lowest they
+  follow the ½·log λ law; the default quality is chosen anew."""
+  source = tfc_codecs.load(TINY_VR).net
+  low, shared = source.lambdas[0] / 4, source.lambdas[0]
+  between = float(np.sqrt(source.lambdas[0] * source.lambdas[1]))
+  out = training.train(
+      "hyperprior-vr", None, str(tmp_path / "run"),
+      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_VR,
+      model_config=dict(lambdas=[low, shared, between]), log_every=1, printer=lambda _: None)
+  tuned = tfc_codecs.load(out).net
+  assert tuned.lambdas == (low, shared, between)
+  assert tuned.default_quality == 3  # Nearest the reference λ among the new ones.
+  for part, sign in (("log_gain", 1.), ("log_inverse_gain", -1.)):
+    old, new = getattr(source, part).numpy(), getattr(tuned, part).numpy()
+    np.testing.assert_allclose(new[1], old[0], atol=1e-3)
+    np.testing.assert_allclose(new[2], (old[0] + old[1]) / 2, atol=1e-3)
+    np.testing.assert_allclose(new[0], old[0] + sign * 0.5 * np.log(1 / 4), atol=1e-3)
+
+
 def test_init_from_a_codec_with_no_shared_weights_is_refused(tmp_path):
   with pytest.raises(CodecError, match="share no weights"):
     training.train("rnn", None, str(tmp_path / "run"),

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
+from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 
 DISTORTIONS = ("mse", "ms-ssim")
@@ -96,14 +97,18 @@ def _copy_weights(source, target, name: str) -> None:
   """Copies every part (transform, entropy model, gains) the two codecs share
   by attribute name, e.g. hyperprior -> hyperprior-vr (everything; the gains
   keep their initial values) or hyperprior-vr -> factorized-vr (the transforms
-  and gains; the factorized prior starts afresh)."""
+  and gains; the factorized prior starts afresh). Gains move to other λ values
+  by `VariableRate.resampled_gains`."""
   source_parts, target_parts = _shared_parts(source), _shared_parts(target)
   shared = sorted(part for part in set(source_parts) & set(target_parts)
                   if type(source_parts[part]) is type(target_parts[part]))
   pairs = []
   for part in shared:
     s_vars, t_vars = _part_variables(source_parts[part]), _part_variables(target_parts[part])
-    if [v.shape for v in s_vars] != [v.shape for v in t_vars]:
+    if part in VariableRate.GAIN_PARTS and source.lambdas != target.lambdas:
+      s_vars = [VariableRate.resampled_gains(part, s_vars[0].numpy(), source.lambdas,
+                                             target.lambdas)]
+    if [tuple(v.shape) for v in s_vars] != [tuple(v.shape) for v in t_vars]:
       raise CodecError(f"--init_from {name} does not match the model's shapes ({part})")
     pairs += zip(s_vars, t_vars)
   if not pairs:
@@ -140,7 +145,10 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   elif init_from:
     from tfc_codecs import api  # pylint: disable=import-outside-toplevel
     init_codec = api.load(init_from).net
-    model_config = {**_inherited_config(init_codec, cls), **(model_config or {})}
+    inherited = _inherited_config(init_codec, cls)
+    if "lambdas" in (model_config or {}):
+      inherited.pop("default_quality", None)  # Chosen anew for the new λ values.
+    model_config = {**inherited, **(model_config or {})}
   config = _fixed_config(train_dir, dict(
       model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
       distortion=distortion))

@@ -56,6 +56,22 @@ class VariableRate:
         initializer=tf.constant_initializer(-log_gains))
     super()._build_codec()
 
+  GAIN_PARTS = {"log_gain": 1., "log_inverse_gain": -1.}  # Sign of the λ^(1/2) law.
+
+  @classmethod
+  def resampled_gains(cls, part: str, log_gains: np.ndarray, source_lambdas: Sequence[float],
+                      lambdas: Sequence[float]) -> np.ndarray:
+    """Gains [len(source_lambdas), M] carried over to other qualities: linear
+    in log λ between source qualities, the ±½·log λ law beyond them."""
+    sign = cls.GAIN_PARTS[part]
+    source = np.log(np.asarray(source_lambdas))
+    rows = []
+    for target in np.log(np.asarray(lambdas)):
+      nearest = min(max(target, source[0]), source[-1])
+      row = np.stack([np.interp(nearest, source, column) for column in log_gains.T])
+      rows.append(row + sign * 0.5 * (target - nearest))
+    return np.stack(rows).astype(log_gains.dtype)
+
   @property
   def lambdas(self) -> Tuple[float, ...]:
     return tuple(self.config["lambdas"])
