@@ -15,7 +15,8 @@ Same machine, same run, same 768x512 image (kodim01):
     kodim01.png` and `decompress`, cold (empty function cache) and warm;
   * a folder of the 24 Kodak images in one call, images/s;
   * peak resident memory (ru_maxrss) of each process.
-Both versions run the same model files; the script checks that they write
+Both versions run the same model files (the shipped hyperprior of this
+checkout is passed by path, `--model`); the script checks that they write
 identical files and compares their decoded images. The previous version is
 another checkout of this repository (`--previous`), run with its own code.
 Writes benchmarks/results/speed.{json,md}.
@@ -197,6 +198,13 @@ def compressai(peer, rounds, image):
   return results
 
 
+def shipped_model(name: str) -> str:
+  """This checkout's shipped model directory of `name`: both versions run it,
+  so that they code with the same weights."""
+  with open(os.path.join(ROOT, "tfc_codecs", "zoo", "index.json")) as f:
+    return os.path.join(ROOT, "tfc_codecs", "zoo", json.load(f)[name]["model"])
+
+
 def command_line(versions, rounds, image, work):
   """Wall seconds of `tfc_codecs compress IMAGE` and `decompress`, process
   start to file written: cold (empty cache) once, then warm, alternating."""
@@ -209,8 +217,10 @@ def command_line(versions, rounds, image, work):
       cli = [sys.executable, os.path.join(root, "bin", "tfc_codecs")]
       env = _env(root, caches[version])
       tfci = os.path.join(folder, "out.tfci")
-      for step, argv in [("compress", ["compress", image, "--output", tfci]),
-                         ("decompress", ["decompress", tfci, "--output", tfci + ".png"])]:
+      model = ["--model", shipped_model("hyperprior")]
+      for step, argv in [("compress", ["compress", image, "--output", tfci, *model]),
+                         ("decompress", ["decompress", tfci, "--output", tfci + ".png",
+                                         *model])]:
         _, wall, rss = _run(cli + argv + ["--overwrite"], env)
         entry = results.setdefault(version, {})
         entry.setdefault(f"{step}_{phase}_runs", []).append(wall)
@@ -235,7 +245,8 @@ def folder(versions, work):
     os.makedirs(out, exist_ok=True)
     env = _env(root, os.path.join(work, f"cli-cache-{version}"))
     _, wall, rss = _run([sys.executable, os.path.join(root, "bin", "tfc_codecs"), "compress",
-                         *files, "--output", out, "--overwrite", *flags], env)
+                         *files, "--output", out, "--overwrite",
+                         "--model", shipped_model("hyperprior"), *flags], env)
     label = version + (" --workers 1" if flags else "")
     results[label] = dict(wall_s=wall, images=len(files), images_per_s=len(files) / wall,
                           peak_rss_mb=rss)
@@ -336,7 +347,7 @@ def main():
                  for version, root in versions.items()})
     report["compressai"] = compressai(args.compressai, args.rounds, image)
     report["steady_state"] = steady_state(versions, cache, args.rounds, image, {
-        "hyperprior": ("hyperprior", "", WARMUP, REPS),
+        "hyperprior": (shipped_model("hyperprior"), "", WARMUP, REPS),
         "factorized": (models["factorized"], "", WARMUP, REPS),
         "rnn": (models["rnn"], rnn_iterations, 1, 3)}, work)
     report["command_line"] = command_line(versions, args.rounds + 1, image, work)
