@@ -3,9 +3,11 @@
 import os
 
 import numpy as np
+import pytest
 
 import tfc_codecs
 from tfc_codecs import training
+from tfc_codecs.errors import CodecError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FACTORIZED = os.path.join(ROOT, "testdata", "models", "factorized_tiny")
@@ -46,3 +48,23 @@ def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
   resumed = tfc_codecs.load(out)
   assert resumed.meta["provenance"]["steps"] == 3
   assert resumed.net.config == first.net.config
+  # The run's provenance keeps the model it started from.
+  assert resumed.meta["provenance"]["init_from"] == TINY_FACTORIZED
+
+
+def test_resume_accepts_the_run_s_own_model_options_only(tmp_path):
+  """Repeating the run's model options on resume is fine; changing one is
+  refused (the checkpoint holds another model)."""
+  run = str(tmp_path / "run")
+  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+                batch_size=2, learning_rate=1e-4, log_every=1, printer=lambda _: None)
+  options = dict(num_filters=8, latent_filters=12)
+  training.train("factorized", 0.01, run, max_steps=1, model_config=options, **common)
+  out = training.train("factorized", 0.01, run, max_steps=2,
+                       model_config=dict(num_filters=8), **common)
+  assert tfc_codecs.load(out).net.config["latent_filters"] == 12
+  for changed in (dict(num_filters=16), dict(options, latent_filters=16)):
+    with pytest.raises(CodecError, match="different model"):
+      training.train("factorized", 0.01, run, max_steps=3, model_config=changed, **common)
+  with pytest.raises(CodecError, match="different model"):
+    training.train("factorized", 0.02, run, max_steps=3, **common)

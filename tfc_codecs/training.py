@@ -36,21 +36,24 @@ def _lr_at(step: int, max_steps: int, base: float, decay_start: float) -> float:
   return base * (0.1 + 0.9 * 0.5 * (1. + math.cos(math.pi * progress)))
 
 
-def _fixed_config(train_dir: str, config: Dict[str, Any]) -> Dict[str, Any]:
-  """Stores the run's model config at the first start; checks it on resume
-  (a resume that names no model options takes the stored ones)."""
+def _fixed_config(train_dir: str, config: Dict[str, Any],
+                  init_from: Optional[str]) -> Dict[str, Any]:
+  """Stores the run's model config (and the model it started from) at the
+  first start; on resume returns the stored one, checking that the options
+  given now (model options may be left out or repeated) agree with it."""
   path = os.path.join(train_dir, "train_config.json")
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
-    if not config["model_config"]:
-      config = dict(config, model_config=stored.get("model_config", {}))
-    if stored != config:
+    stored_model = stored.get("model_config", {})
+    if (any(stored.get(k) != v for k, v in config.items() if k != "model_config")
+        or any(stored_model.get(k) != v for k, v in config["model_config"].items())):
       raise CodecError(
           f"{train_dir} holds a run with a different model ({stored}); "
           "use a new --train_dir")
     return stored
   os.makedirs(train_dir, exist_ok=True)
+  config = dict(config, init_from=init_from)
   with open(path, "w") as f:
     json.dump(config, f, indent=2, sort_keys=True)
   return config
@@ -151,7 +154,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     model_config = {**inherited, **(model_config or {})}
   config = _fixed_config(train_dir, dict(
       model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
-      distortion=distortion))
+      distortion=distortion), init_from)
   try:
     model = cls(**config["model_config"])
   except (TypeError, ValueError) as e:
@@ -252,7 +255,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       distortion=distortion, steps=int(step), patch_size=patch_size,
       batch_size=batch_size, learning_rate=learning_rate,
       wall_seconds=round(float(wall_seconds), 1),
-      final_train_metrics=final, init_from=init_from)
+      final_train_metrics=final, init_from=config.get("init_from"))
   out = os.path.join(train_dir, "model")
   fingerprint = model_dir.save(model, out, provenance, overwrite=True)
   printer(f"wrote model {out} (fingerprint {fingerprint}) after {int(step)} steps")
