@@ -126,8 +126,8 @@ def _read_states(data: tf.Tensor, lanes: tf.Tensor):
 def num_lanes(num_symbols: tf.Tensor) -> tf.Tensor:
   """The encoder's lane count for `num_symbols` symbols: about sqrt(n/256),
   which balances the cost of a lane (about 20 bits over the information of
-  its symbols) against the loop
-  iterations (n / L), and at least n / MAX_STEPS."""
+  its symbols) against the loop iterations (n / L), and at least
+  n / MAX_STEPS."""
   n = tf.cast(num_symbols, tf.int64)
   lanes = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(n, tf.float64) / SYMBOLS_PER_LANE_SQUARED)),
                   tf.int64)
