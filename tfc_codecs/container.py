@@ -49,6 +49,11 @@ CODER_STOCK_0_2 = 4  # No longer decoded.
 CODER_STOCK = 5
 CODER_NAMES = {CODER_RANGE: "range-coder+escapes", CODER_STOCK: "stock-rans+escapes",
                CODER_RAW: "raw-bits"}
+RETIRED_CODERS = {  # Coders no longer decoded, and what to do with their files.
+    CODER_OVERFLOW: "file made by tfc_codecs < 0.2 (overflow-coded payloads, no longer "
+                    "decoded): decode it with tfc_codecs 0.1 and compress again",
+    CODER_STOCK_0_2: "file made by tfc_codecs 0.2's stock-op coder (an older payload "
+                     "layout): decode it with tfc_codecs 0.2 and compress again"}
 CODER_OF_OPS = {"tfc": CODER_RANGE, "stock": CODER_STOCK}  # Entropy coder of each `ops`.
 OPS_OF_CODER = {coder: ops for ops, coder in CODER_OF_OPS.items()}
 MAX_NAME = 32
@@ -133,12 +138,8 @@ def parse(data: bytes, max_pixels: int, allow_truncation: bool = False) -> Bitst
   checksum = _CHECKSUM[version]
   if _U32.unpack_from(data, offset)[0] != checksum(data[:offset]):
     raise CodecError("corrupt header (checksum mismatch)")
-  if coder == CODER_OVERFLOW:
-    raise CodecError("file made by tfc_codecs < 0.2 (overflow-coded payloads, no "
-                     "longer decoded): decode it with tfc_codecs 0.1 and compress again")
-  if coder == CODER_STOCK_0_2:
-    raise CodecError("file made by tfc_codecs 0.2's stock-op coder (an older payload "
-                     "layout): decode it with tfc_codecs 0.2 and compress again")
+  if coder in RETIRED_CODERS:
+    raise CodecError(RETIRED_CODERS[coder])
   if coder not in CODER_NAMES:
     raise CodecError(f"unknown entropy coder id {coder} in header")
   name = bytes(data[_FIXED.size:_FIXED.size + name_length])
