@@ -6,7 +6,10 @@
 * the file records its quality, and a quality the model lacks is refused;
 * it survives saving and loading, runs inside an outer tf.function, and
   trains from a fixed-rate hyperprior (--init_from); factorized-vr starts
-  from a hyperprior-vr's transforms and gains.
+  from a hyperprior-vr's transforms and gains;
+* factorized-vr has one density per quality; a model saved with one shared
+  density still loads as it was, and converts to per-quality densities with
+  the same rates.
 """
 
 import dataclasses
@@ -17,16 +20,20 @@ import pytest
 import tensorflow as tf
 
 import tfc_codecs
-from tfc_codecs import container, model_dir, training
+from tfc_codecs import coding_common, container, entropy_models, model_dir, training
+from tfc_codecs.codecs.base import pad_to_multiple
 from tfc_codecs.errors import CodecError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "testdata", "models")
 TINY_VR = os.path.join(MODELS, "hyperprior_vr_tiny")
 TINY_HYPERPRIOR = os.path.join(MODELS, "hyperprior_tiny")
+TINY_FVR = os.path.join(MODELS, "factorized_vr_tiny")  # One density per quality.
+TINY_FVR_SHARED = os.path.join(MODELS, "factorized_vr_shared_tiny")  # Saved before them.
 
 
-@pytest.fixture(scope="module", params=["hyperprior_vr_tiny", "factorized_vr_tiny"])
+@pytest.fixture(scope="module",
+                params=["hyperprior_vr_tiny", "factorized_vr_tiny", "factorized_vr_shared_tiny"])
 def vr(request):
   return tfc_codecs.load(os.path.join(MODELS, request.param))
 
@@ -138,7 +145,7 @@ def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
   source = tfc_codecs.load(TINY_VR).net
   tuned = tfc_codecs.load(out).net
   assert tuned.codec_name == "factorized-vr"
-  assert tuned.config == {k: source.config[k] for k in tuned.config}
+  assert tuned.config == {**source.config, "per_quality_priors": True}
   for part in ("analysis", "synthesis"):
     for a, b in zip(getattr(tuned, part).trainable_weights,
                     getattr(source, part).trainable_weights):
@@ -183,3 +190,79 @@ def test_bad_lambdas_are_refused(tmp_path, codec):
                      train_glob=os.path.join(ROOT, "testdata", "images"),
                      model_config=dict(lambdas=lambdas), max_steps=0,
                      printer=lambda _: None)
+
+
+def _tune(tmp_path, init_from, **model_config):
+  """A 1-step, learning-rate 1e-9 factorized-vr run from `init_from`."""
+  return tfc_codecs.load(training.train(
+      "factorized-vr", None, str(tmp_path / "run"),
+      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      batch_size=2, max_steps=1, learning_rate=1e-9, init_from=init_from,
+      model_config=model_config, log_every=1, printer=lambda _: None)).net
+
+
+def test_factorized_vr_has_a_density_per_quality():
+  net = tfc_codecs.load(TINY_FVR).net
+  channels = net.config["latent_filters"]
+  assert net.config["per_quality_priors"]
+  assert net.prior.batch_shape == [net.num_qualities * channels]
+  assert net.entropy_tables()["cdf_offset"].shape == (net.num_qualities * channels,)
+  # Trained apart: the densities of the qualities differ.
+  matrix = net.prior.trainable_variables[0].numpy().reshape(net.num_qualities, channels, -1)
+  assert np.abs(matrix[0] - matrix[-1]).max() > 1e-3
+
+
+def test_shared_density_model_loads_and_resaves_as_it_was(tmp_path):
+  shared = tfc_codecs.load(TINY_FVR_SHARED)
+  assert not shared.net.config["per_quality_priors"]
+  assert shared.net.prior.batch_shape == [shared.net.config["latent_filters"]]
+  assert model_dir.save(shared.net, str(tmp_path / "copy"), shared.meta["provenance"]) \
+      == shared.meta["fingerprint"]
+  assert "per_quality_priors" not in model_dir.read_meta(str(tmp_path / "copy"))["config"]
+
+
+def test_init_from_a_shared_density_copies_it_to_every_quality(tmp_path, photo):
+  """Same rate estimate and same file sizes as the source at every quality."""
+  source = tfc_codecs.load(TINY_FVR_SHARED)
+  tuned = _tune(tmp_path, TINY_FVR_SHARED)
+  assert tuned.config["per_quality_priors"]
+  assert tuned.prior.batch_shape == [source.num_qualities * source.net.config["latent_filters"]]
+  tuned_codec = tfc_codecs.load(str(tmp_path / "run" / "model"))
+  for quality in qualities(source):
+    _, expected = source.net.reconstruct(tf.constant(photo), quality)
+    _, bits = tuned.reconstruct(tf.constant(photo), quality)
+    np.testing.assert_allclose(float(bits), float(expected), rtol=1e-3)
+    assert abs(len(tuned_codec.compress(photo, quality))
+               - len(source.compress(photo, quality))) <= 2
+
+
+def test_init_from_other_lambdas_takes_the_nearest_qualitys_density(tmp_path):
+  source = tfc_codecs.load(TINY_FVR).net
+  lambdas = [source.lambdas[0] / 3, source.lambdas[-1] * 0.9]
+  tuned = _tune(tmp_path, TINY_FVR, lambdas=lambdas)
+  channels = source.config["latent_filters"]
+  for old, new in zip(source.prior.trainable_variables, tuned.prior.trainable_variables):
+    old = old.numpy().reshape(source.num_qualities, channels, -1)
+    new = new.numpy().reshape(len(lambdas), channels, -1)
+    np.testing.assert_allclose(new[0], old[0], rtol=2e-3, atol=1e-5)
+    np.testing.assert_allclose(new[1], old[-1], rtol=2e-3, atol=1e-5)
+
+
+
+def test_each_quality_codes_with_its_own_tables(photo):
+  """The file at quality q is byte for byte the latents coded with only
+  quality q's rows of the tables."""
+  net = tfc_codecs.load(TINY_FVR).net
+  channels, tables = net.config["latent_filters"], net.entropy_tables()
+  rows = coding_common.split_rows(tables["cdf"])
+  latents = net.analyze(pad_to_multiple(tf.constant(photo)[None], net.downsampling))
+  files = set()
+  for quality in qualities(net):
+    own = slice((quality - 1) * channels, quality * channels)
+    alone = entropy_models.factorized_coder(
+        dict(cdf=np.concatenate(rows[own]), cdf_offset=tables["cdf_offset"][own]), channels)
+    gain, _ = net._gains(tf.constant([quality - 1]))
+    expected = alone.compress(latents * gain).numpy()[0]
+    assert net.compress(tf.constant(photo), quality).numpy()[0] == expected, quality
+    files.add(expected)
+  assert len(files) == net.num_qualities

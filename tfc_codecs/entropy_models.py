@@ -62,25 +62,28 @@ def factorized_tables(prior: tfc.NoisyDeepFactorized) -> Dict[str, np.ndarray]:
 
 
 class FactorizedCoder(tf.Module):
-  """Range codes latents [1, h, w, C] with one stored table per channel."""
+  """Range codes latents [1, h, w, C] with one stored table per channel;
+  with several sets of C tables (one per quality), `table_set` picks one."""
 
   def __init__(self, tables: Dict[str, np.ndarray], channels: int, ops: str = "tfc"):
     super().__init__(name="factorized_coder")
     self.entropy_coder = make_coder(ops, tables["cdf"], tables["cdf_offset"])
     self.channels = channels
 
-  def _indexes(self, spatial_shape):
-    return tf.broadcast_to(tf.range(self.channels),
+  def _indexes(self, spatial_shape, table_set):
+    return tf.broadcast_to(tf.range(self.channels) + table_set * self.channels,
                            tf.concat([[1], spatial_shape, [self.channels]], 0))
 
-  def compress(self, y: tf.Tensor) -> tf.Tensor:
+  def compress(self, y: tf.Tensor, table_set: tf.Tensor = 0) -> tf.Tensor:
     """Latents [1, h, w, C] -> string [1]."""
     values = tf.cast(tf.round(y), tf.int32)
-    return self.entropy_coder.encode(values, self._indexes(tf.shape(y)[1:3]))[None]
+    return self.entropy_coder.encode(
+        values, self._indexes(tf.shape(y)[1:3], table_set))[None]
 
-  def decompress(self, strings: tf.Tensor, spatial_shape: tf.Tensor) -> tf.Tensor:
+  def decompress(self, strings: tf.Tensor, spatial_shape: tf.Tensor,
+                 table_set: tf.Tensor = 0) -> tf.Tensor:
     """String [1] and [h, w] -> quantized latents [1, h, w, C]."""
-    values = self.entropy_coder.decode(strings[0], self._indexes(spatial_shape))
+    values = self.entropy_coder.decode(strings[0], self._indexes(spatial_shape, table_set))
     return tf.cast(values, tf.float32)
 
 

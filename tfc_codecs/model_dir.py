@@ -56,8 +56,12 @@ def save(codec: "Codec", path: str, provenance: Dict[str, Any],
             for i, v in enumerate(codec.trainable_weights)}
   arrays.update({f"table/{k}": np.asarray(v, np.int32)
                  for k, v in codec.entropy_tables().items()})
+  # An option at the value its absence implies is left out, so an older model
+  # resaves with the same fingerprint.
+  config = {k: v for k, v in codec.config.items()
+            if k not in codec.stored_config_defaults or codec.stored_config_defaults[k] != v}
   meta = dict(format=FORMAT_VERSION, codec=codec.codec_name,
-              config=codec.config,
+              config=config,
               weight_names=[v.name for v in codec.trainable_weights],
               num_qualities=codec.num_qualities,
               default_quality=getattr(codec, "default_quality", 0),
@@ -108,7 +112,8 @@ def load(path: str, ops: str = "tfc") -> Tuple["Codec", Dict[str, Any]]:
     raise CodecError(f"cannot read weights of model {path}: {e}") from None
   if _fingerprint(meta, arrays) != meta.get("fingerprint"):
     raise CodecError(f"model {path} is corrupt (fingerprint mismatch)")
-  codec = registry.codec_class(meta["codec"])(**meta["config"])
+  cls = registry.codec_class(meta["codec"])
+  codec = cls(**{**cls.stored_config_defaults, **meta["config"]})
   weights = codec.trainable_weights
   stored = sorted(k for k in arrays if k.startswith("weight/"))
   if len(stored) != len(weights):

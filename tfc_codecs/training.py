@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
-from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 
 DISTORTIONS = ("mse", "ms-ssim")
@@ -80,8 +79,9 @@ def _constructor_options(cls) -> set:
 
 
 def _inherited_config(source, target_class) -> Dict[str, Any]:
-  """The source model's options that the target codec also takes."""
-  accepted = _constructor_options(target_class)
+  """The source model's options that the target codec also takes, except
+  options newer than some stored models (their weights are converted)."""
+  accepted = _constructor_options(target_class) - set(target_class.stored_config_defaults)
   return {k: v for k, v in source.config.items() if k in accepted}
 
 
@@ -100,17 +100,16 @@ def _copy_weights(source, target, name: str) -> None:
   """Copies every part (transform, entropy model, gains) the two codecs share
   by attribute name, e.g. hyperprior -> hyperprior-vr (everything; the gains
   keep their initial values) or hyperprior-vr -> factorized-vr (the transforms
-  and gains; the factorized prior starts afresh). Gains move to other λ values
-  by `VariableRate.resampled_gains`."""
+  and gains; the factorized prior starts afresh). The target codec's
+  `carry_over` adapts them, e.g. gains to other λ values."""
   source_parts, target_parts = _shared_parts(source), _shared_parts(target)
   shared = sorted(part for part in set(source_parts) & set(target_parts)
                   if type(source_parts[part]) is type(target_parts[part]))
   pairs = []
   for part in shared:
-    s_vars, t_vars = _part_variables(source_parts[part]), _part_variables(target_parts[part])
-    if part in VariableRate.GAIN_PARTS and source.lambdas != target.lambdas:
-      s_vars = [VariableRate.resampled_gains(part, s_vars[0].numpy(), source.lambdas,
-                                             target.lambdas)]
+    t_vars = _part_variables(target_parts[part])
+    s_vars = target.carry_over(part, [v.numpy() for v in _part_variables(source_parts[part])],
+                               source)
     if [tuple(v.shape) for v in s_vars] != [tuple(v.shape) for v in t_vars]:
       raise CodecError(f"--init_from {name} does not match the model's shapes ({part})")
     pairs += zip(s_vars, t_vars)

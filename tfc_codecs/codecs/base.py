@@ -14,7 +14,7 @@ the table methods.
 """
 
 import abc
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -56,6 +56,10 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   # (tensorflow-compression's range coder) or "stock" (rANS in stock TF ops).
   # Not part of the model: the fingerprint is the same, files record the coder.
   ops: str = "tfc"
+  # Options added after models were saved: the values model.json files written
+  # without them imply, so older models load as they were trained. `train
+  # --init_from` does not inherit them (the new model's `carry_over` converts).
+  stored_config_defaults: Dict[str, Any] = {}
 
   def __init__(self, **config):
     super().__init__(name=self.codec_name)
@@ -65,6 +69,12 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   def config(self) -> Dict[str, Any]:
     """The constructor arguments of this codec (stored in model.json)."""
     return dict(self._codec_config)
+
+  def carry_over(self, part: str, values: List[np.ndarray], source: "Codec") -> List[np.ndarray]:
+    """The values of `source`'s weights of `part` (an attribute both codecs
+    have) for this codec (`train --init_from`); by default unchanged."""
+    del part, source
+    return values
 
   def _build_codec(self) -> None:
     """Creates every weight by running the training pass once on a tiny image."""

@@ -29,10 +29,14 @@ class FactorizedCodec(TransformCodec):
     super().__init__(num_filters=num_filters, latent_filters=latent_filters, **config)
     self.analysis = AnalysisTransform(num_filters, latent_filters)
     self.synthesis = SynthesisTransform(num_filters)
-    self.prior = entropy_models.factorized_prior(latent_filters)
+    self.prior = entropy_models.factorized_prior(self._prior_channels())
     self.bottleneck = entropy_models.factorized_bottleneck(self.prior)
     self.coder = None
     self._build_codec()
+
+  def _prior_channels(self) -> int:
+    """Channels of the factorized density: one per latent channel."""
+    return self.config["latent_filters"]
 
   def _latent_bits(self, y, training):
     return self.bottleneck(y, training=training)

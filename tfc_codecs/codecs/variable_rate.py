@@ -58,6 +58,18 @@ class VariableRate:
 
   GAIN_PARTS = {"log_gain": 1., "log_inverse_gain": -1.}  # Sign of the λ^(1/2) law.
 
+  def carry_over(self, part, values, source):
+    """Gains of a source with other λ values are resampled to this codec's."""
+    if part in self.GAIN_PARTS and source.lambdas != self.lambdas:
+      return [self.resampled_gains(part, values[0], source.lambdas, self.lambdas)]
+    return super().carry_over(part, values, source)
+
+  @staticmethod
+  def nearest_qualities(source_lambdas: Sequence[float], lambdas: Sequence[float]) -> np.ndarray:
+    """0-based index of the source quality nearest in log λ to each of `lambdas`."""
+    distance = np.log(np.asarray(lambdas))[:, None] - np.log(np.asarray(source_lambdas))[None]
+    return np.argmin(np.abs(distance), axis=1)
+
   @classmethod
   def resampled_gains(cls, part: str, log_gains: np.ndarray, source_lambdas: Sequence[float],
                       lambdas: Sequence[float]) -> np.ndarray:
@@ -90,9 +102,23 @@ class VariableRate:
     inverse = tf.exp(tf.gather(self.log_inverse_gain, quality_index))[:, None, None, :]
     return gain, inverse
 
+  # Entropy coding at a quality: the transform codec's, unless a subclass
+  # conditions its entropy model on the quality too.
+  def _latent_bits_at(self, y, quality_index, training):
+    del quality_index
+    return self._latent_bits(y, training)
+
+  def _encode_latents_at(self, y, quality_index):
+    del quality_index
+    return self._encode_latents(y)
+
+  def _decode_latents_at(self, payloads, padded_shape, quality_index):
+    del quality_index
+    return self._decode_latents(payloads, padded_shape)
+
   def _forward_at(self, x, quality_index, training):
     gain, inverse = self._gains(quality_index)
-    y_hat, bits = self._latent_bits(self.analysis(x) * gain, training)
+    y_hat, bits = self._latent_bits_at(self.analysis(x) * gain, quality_index, training)
     return self.synthesis(y_hat * inverse), bits
 
   def _forward(self, x, training):
@@ -125,16 +151,18 @@ class VariableRate:
   @tf.function(input_signature=[IMAGE_SPEC, QUALITY_SPEC])
   def compress(self, image, quality):
     """uint8 [H, W, 3] at quality 1..num_qualities -> payload strings."""
-    gain, _ = self._gains(self._check_quality(quality))
-    return self._encode_latents(
-        self.analyze(pad_to_multiple(image[None], self.downsampling)) * gain)
+    index = self._check_quality(quality)
+    gain, _ = self._gains(index)
+    return self._encode_latents_at(
+        self.analyze(pad_to_multiple(image[None], self.downsampling)) * gain, index)
 
   @tf.function(input_signature=[PAYLOADS_SPEC, SHAPE_SPEC, QUALITY_SPEC])
   def decompress(self, payloads, image_shape, quality):
     """Payload strings + (height, width) + quality -> uint8 image."""
-    _, inverse = self._gains(self._check_quality(quality))
+    index = self._check_quality(quality)
+    _, inverse = self._gains(index)
     padded_shape = -(-image_shape // self.downsampling) * self.downsampling
-    y_hat = self._decode_latents(payloads, padded_shape)
+    y_hat = self._decode_latents_at(payloads, padded_shape, index)
     return self.synthesize(y_hat * inverse)[0, :image_shape[0], :image_shape[1]]
 
   @tf.function(input_signature=[IMAGE_SPEC, QUALITY_SPEC])
