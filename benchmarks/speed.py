@@ -37,6 +37,11 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# This checkout's shipped models: both versions run them, so that they code
+# with the same weights (the zoo module imports no TensorFlow).
+from tfc_codecs import zoo  # pylint: disable=wrong-import-position
 KODAK = os.path.join(ROOT, "..", "shared", "data", "kodak")
 IMAGE = "kodim01.png"
 WARMUP, REPS = 2, 7
@@ -198,13 +203,6 @@ def compressai(peer, rounds, image):
   return results
 
 
-def shipped_model(name: str) -> str:
-  """This checkout's shipped model directory of `name`: both versions run it,
-  so that they code with the same weights."""
-  with open(os.path.join(ROOT, "tfc_codecs", "zoo", "index.json")) as f:
-    return os.path.join(ROOT, "tfc_codecs", "zoo", json.load(f)[name]["model"])
-
-
 def command_line(versions, rounds, image, work):
   """Wall seconds of `tfc_codecs compress IMAGE` and `decompress`, process
   start to file written: cold (empty cache) once, then warm, alternating."""
@@ -217,7 +215,7 @@ def command_line(versions, rounds, image, work):
       cli = [sys.executable, os.path.join(root, "bin", "tfc_codecs")]
       env = _env(root, caches[version])
       tfci = os.path.join(folder, "out.tfci")
-      model = ["--model", shipped_model("hyperprior")]
+      model = ["--model", zoo.resolve("hyperprior")]
       for step, argv in [("compress", ["compress", image, "--output", tfci, *model]),
                          ("decompress", ["decompress", tfci, "--output", tfci + ".png",
                                          *model])]:
@@ -246,7 +244,7 @@ def folder(versions, work):
     env = _env(root, os.path.join(work, f"cli-cache-{version}"))
     _, wall, rss = _run([sys.executable, os.path.join(root, "bin", "tfc_codecs"), "compress",
                          *files, "--output", out, "--overwrite",
-                         "--model", shipped_model("hyperprior"), *flags], env)
+                         "--model", zoo.resolve("hyperprior"), *flags], env)
     label = version + (" --workers 1" if flags else "")
     results[label] = dict(wall_s=wall, images=len(files), images_per_s=len(files) / wall,
                           peak_rss_mb=rss)
@@ -347,7 +345,7 @@ def main():
                  for version, root in versions.items()})
     report["compressai"] = compressai(args.compressai, args.rounds, image)
     report["steady_state"] = steady_state(versions, cache, args.rounds, image, {
-        "hyperprior": (shipped_model("hyperprior"), "", WARMUP, REPS),
+        "hyperprior": (zoo.resolve("hyperprior"), "", WARMUP, REPS),
         "factorized": (models["factorized"], "", WARMUP, REPS),
         "rnn": (models["rnn"], rnn_iterations, 1, 3)}, work)
     report["command_line"] = command_line(versions, args.rounds + 1, image, work)

@@ -166,6 +166,15 @@ def test_lying_payloads_are_refused(coder):
     certain.decode(tf.constant(b"\xff"), zeros)
 
 
+def test_more_symbols_than_a_payload_holds_are_refused():
+  """Past MAX_LANES lanes of MAX_STEPS symbols, even a payload long enough for
+  their information (a near-certain symbol carries almost none) is refused."""
+  certain = stock_coding.StockCoder(np.array([16, 0, 65535, 65536], np.int32))
+  indexes = np.zeros([stock_coding.MAX_LANES * stock_coding.MAX_STEPS + 1], np.int32)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="too many symbols"):
+    certain.decode(tf.constant(b"\x5a" * 65536), indexes)
+
+
 def test_escape_flood_is_refused_before_allocation():
   """A table whose escape is likely: a payload whose escape section cannot
   hold the escapes its rANS stream decodes is an error, not a big allocation."""
