@@ -42,6 +42,7 @@ sys.path.insert(0, ROOT)
 # This checkout's shipped models: both versions run them, so that they code
 # with the same weights (the zoo module imports no TensorFlow).
 from tfc_codecs import zoo  # pylint: disable=wrong-import-position
+
 KODAK = os.path.join(ROOT, "..", "shared", "data", "kodak")
 IMAGE = "kodim01.png"
 WARMUP, REPS = 2, 7

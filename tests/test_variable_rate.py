@@ -248,7 +248,6 @@ def test_init_from_other_lambdas_takes_the_nearest_qualitys_density(tmp_path):
     np.testing.assert_allclose(new[1], old[-1], rtol=2e-3, atol=1e-5)
 
 
-
 def test_each_quality_codes_with_its_own_tables(photo):
   """The file at quality q is byte for byte the latents coded with only
   quality q's rows of the tables."""
