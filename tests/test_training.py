@@ -4,9 +4,11 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfc_codecs
-from tfc_codecs import training
+from tfc_codecs import model_dir, training
+from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,3 +70,43 @@ def test_resume_accepts_the_run_s_own_model_options_only(tmp_path):
       training.train("factorized", 0.01, run, max_steps=3, model_config=changed, **common)
   with pytest.raises(CodecError, match="different model"):
     training.train("factorized", 0.02, run, max_steps=3, **common)
+
+
+@pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny",
+                                  "factorized_vr_tiny", "hyperprior_vr_tiny"])
+def test_mixed_quantization_trains_the_decoder_on_the_latents_it_will_decode(name):
+  """With "mixed", the training pass reconstructs from the rounded latents
+  (what decoding sees), and the distortion still reaches the analysis
+  transform; with "noise" it reconstructs from noisy latents."""
+  net, _ = model_dir.load(os.path.join(ROOT, "testdata", "models", name))
+  x = tf.constant(np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)), tf.float32)
+  if isinstance(net, VariableRate):
+    index = tf.constant([0, net.num_qualities - 1])
+    forward = lambda training: net._forward_at(x, index, training)  # pylint: disable=protected-access
+  else:
+    forward = lambda training: net(x, training=training)
+  decoded, _ = forward(False)
+  noisy, _ = forward(True)
+  assert np.abs(noisy.numpy() - decoded.numpy()).max() > 0.1
+  net.quantization = "mixed"
+  with tf.GradientTape() as tape:
+    mixed, bits = forward(True)
+    distortion = tf.reduce_mean(tf.math.squared_difference(x, mixed))
+  np.testing.assert_allclose(mixed.numpy(), decoded.numpy(), atol=1e-3)
+  assert np.all(bits.numpy() > 0)
+  gradients = tape.gradient(distortion, net.analysis.trainable_variables)
+  assert all(g is not None for g in gradients)
+  assert max(float(tf.reduce_max(tf.abs(g))) for g in gradients) > 0
+
+
+def test_quantization_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
+  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+                batch_size=2, max_steps=1, learning_rate=1e-9, log_every=1,
+                printer=lambda _: None)
+  out = training.train("factorized", 0.01, str(tmp_path / "run"), init_from=TINY_FACTORIZED,
+                       quantization="mixed", **common)
+  assert tfc_codecs.load(out).meta["provenance"]["quantization"] == "mixed"
+  with pytest.raises(CodecError, match="transform codecs"):
+    training.train("rnn", None, str(tmp_path / "rnn"), quantization="mixed", **common)
+  with pytest.raises(CodecError, match="one of"):
+    training.train("factorized", 0.01, str(tmp_path / "bad"), quantization="round", **common)

@@ -281,7 +281,7 @@ def cmd_train(args) -> int:
       min_scale=args.min_scale, init_from=args.init_from,
       model_config=model_config or None,
       checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
-      seed=args.seed, printer=lambda line: print(line, flush=True))
+      quantization=args.quantization, seed=args.seed, printer=lambda line: print(line, flush=True))
   return 0
 
 
@@ -304,6 +304,10 @@ def _add_train_parser(subparsers) -> None:
   source.add_argument("--train_glob", help="Glob pattern or folder of images.")
   source.add_argument("--tfds_dataset", help="A TFDS dataset available locally.")
   p.add_argument("--distortion", default="mse", choices=("mse", "ms-ssim"))
+  p.add_argument("--quantization", default="noise", choices=("noise", "mixed"),
+                 help="Ballé codecs: uniform noise for rate and decoder (noise), or "
+                 "noise for the rate and rounded latents with straight-through "
+                 "gradients for the decoder (mixed). May change between resumes.")
   p.add_argument("--patch_size", type=int, default=256)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--max_steps", type=int, default=100000)

@@ -23,6 +23,7 @@ from tfc_codecs import data, model_dir, registry
 from tfc_codecs.errors import CodecError
 
 DISTORTIONS = ("mse", "ms-ssim")
+QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
 MS_SSIM_MIN_PATCH = 176  # five MS-SSIM scales with an 11x11 window
 
 
@@ -128,7 +129,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           min_scale: float = 1., init_from: Optional[str] = None,
           model_config: Optional[Dict[str, Any]] = None,
           checkpoint_minutes: float = 5., log_every: int = 100,
-          seed: Optional[int] = None, printer=print) -> str:
+          quantization: str = "noise", seed: Optional[int] = None,
+          printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
   cls = registry.codec_class(model_type)
   if lmbda is None and cls.needs_lambda:
@@ -137,6 +139,11 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     raise CodecError(f"--distortion must be one of {DISTORTIONS}")
   if distortion == "ms-ssim" and patch_size < MS_SSIM_MIN_PATCH:
     raise CodecError(f"--distortion ms-ssim needs --patch_size >= {MS_SSIM_MIN_PATCH}")
+  if quantization not in QUANTIZATIONS:
+    raise CodecError(f"--quantization must be one of {QUANTIZATIONS}")
+  if quantization != "noise" and not hasattr(cls, "quantization"):
+    raise CodecError(f"--quantization {quantization} applies to the transform codecs, "
+                     f"not {model_type}")
   if seed is not None:
     tf.random.set_seed(seed)
 
@@ -160,6 +167,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     raise CodecError(f"bad {model_type} model options: {e}") from None
   if init_codec is not None:
     _copy_weights(init_codec, model, init_from)
+  if quantization != "noise":
+    model.quantization = quantization
 
   optimizer = tf.keras.optimizers.Adam(
       learning_rate=learning_rate, global_clipnorm=clip_norm or None)
@@ -251,8 +260,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   provenance = dict(
       command=" ".join(["tfc_codecs"] + sys.argv[1:]),
       data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
-      distortion=distortion, steps=int(step), patch_size=patch_size,
-      batch_size=batch_size, learning_rate=learning_rate,
+      distortion=distortion, quantization=quantization, steps=int(step),
+      patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
       wall_seconds=round(float(wall_seconds), 1),
       final_train_metrics=final, init_from=config.get("init_from"))
   out = os.path.join(train_dir, "model")

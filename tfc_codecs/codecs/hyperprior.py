@@ -44,8 +44,10 @@ class HyperpriorCodec(TransformCodec):
     self._build_codec()
 
   def _latent_bits(self, y, training):
-    z_hat, side_bits = self.side_bottleneck(self.hyper_analysis(y), training=training)
-    y_hat, bits = self.bottleneck(y, self.scale_indexes(z_hat, training), training=training)
+    z = self.hyper_analysis(y)
+    z_hat, side_bits = self.side_bottleneck(z, training=training)
+    indexes = self.scale_indexes(self._decoded(z, z_hat, training), training)
+    y_hat, bits = self.bottleneck(y, indexes, training=training)
     return y_hat, bits + side_bits
 
   def scale_indexes(self, z_hat, training=False):

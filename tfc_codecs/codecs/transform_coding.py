@@ -6,6 +6,12 @@ IGDN synthesis transform maps them back. Subclasses supply the entropy model
 through three hooks: `_latent_bits` (training), `_encode_latents` and
 `_decode_latents` (range coding). Analysis and synthesis run tile by tile with
 exact halos (see layers/tiling.py), so memory stays bounded on large images.
+
+Training quantization (`quantization`, set by `train --quantization`):
+"noise" adds uniform noise wherever rounding will be (Ballé et al. 2017);
+"mixed" keeps the noise for the rate but gives the decoding transforms the
+rounded values they will see when decoding, with straight-through gradients
+(Minnen & Singh 2020, https://arxiv.org/abs/2007.08739; TFC's ms2020 model).
 """
 
 import abc
@@ -22,10 +28,19 @@ class TransformCodec(Codec):
   # Pixels; not part of the file format (only the transforms are tiled, the
   # entropy coding is whole-image).
   tile_size = 1024
+  quantization = "noise"  # In training: "noise" or "mixed" (module docstring).
+
+  def _decoded(self, value, noisy, training):
+    """What a decoding transform sees of a quantized `value` (its noisy
+    version `noisy` in training)."""
+    if training and self.quantization == "mixed":
+      return value + tf.stop_gradient(tf.round(value) - value)
+    return noisy
 
   def _forward(self, x, training):
-    y_hat, bits = self._latent_bits(self.analysis(x), training)
-    return self.synthesis(y_hat), bits
+    y = self.analysis(x)
+    y_hat, bits = self._latent_bits(y, training)
+    return self.synthesis(self._decoded(y, y_hat, training)), bits
 
   def analyze(self, x):
     """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""

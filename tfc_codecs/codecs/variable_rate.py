@@ -118,8 +118,9 @@ class VariableRate:
 
   def _forward_at(self, x, quality_index, training):
     gain, inverse = self._gains(quality_index)
-    y_hat, bits = self._latent_bits_at(self.analysis(x) * gain, quality_index, training)
-    return self.synthesis(y_hat * inverse), bits
+    y = self.analysis(x) * gain
+    y_hat, bits = self._latent_bits_at(y, quality_index, training)
+    return self.synthesis(self._decoded(y, y_hat, training) * inverse), bits
 
   def _forward(self, x, training):
     """At the default quality (used to build the model and by `reconstruct`)."""
