@@ -4,7 +4,7 @@ import setuptools
 
 setuptools.setup(
     name="tfc_codecs",
-    version="0.3.0",
+    version="0.4.0",
     description="Learned image codecs (Ballé 2017/2018) on tensorflow-compression, "
                 "with a CLI, a bitstream container and shipped models.",
     long_description=open("README.md").read(),

@@ -6,7 +6,7 @@
     image = codec.decompress(data)
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def load(name_or_path=None, quality=None, ops="tfc"):
