@@ -10,7 +10,6 @@ crops of the first BSDS500 training photos (not Kodak); writes JSON.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -20,8 +19,10 @@ import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tfc_codecs import api, images  # pylint: disable=wrong-import-position
+from tfc_codecs import api  # pylint: disable=wrong-import-position
+from training_crops import DEFAULT_DATA, training_crops  # pylint: disable=wrong-import-position
 from tfc_codecs.codecs.variable_rate import VariableRate  # pylint: disable=wrong-import-position
 
 
@@ -29,13 +30,12 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--model", default="factorized")
   parser.add_argument("--images", type=int, default=8)
-  parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "bsds500"))
+  parser.add_argument("--data", default=DEFAULT_DATA)
   parser.add_argument("--output")
   args = parser.parse_args()
   codec = api.load(args.model)
   net = codec.net
-  files = sorted(glob.glob(os.path.join(args.data, "*.jpg")))[:args.images]
-  x = tf.constant(np.stack([images.read_image(f)[0][:256, :256] for f in files]), tf.float32)
+  files, x = training_crops(args.data, args.images, 256)
   pixels = int(np.prod(x.shape[:3]))
   qualities = range(net.num_qualities) if isinstance(net, VariableRate) else [None]
   results = []

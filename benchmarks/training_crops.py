@@ -1,0 +1,22 @@
+"""Top-left crops of the first BSDS500 training photos, for the benchmarks
+that probe a model's latents on training data (never Kodak)."""
+
+import glob
+import os
+from typing import List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfc_codecs import images
+
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "..", "shared", "data", "bsds500")
+
+
+def training_crops(data: str, count: int, size: int) -> Tuple[List[str], tf.Tensor]:
+  """The first `count` photos of `data` (sorted) and their top-left
+  size x size crops as float [count, size, size, 3]."""
+  files = sorted(glob.glob(os.path.join(data, "*.jpg")))[:count]
+  return files, tf.constant(
+      np.stack([images.read_image(f)[0][:size, :size] for f in files]), tf.float32)
