@@ -15,18 +15,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FACTORIZED = os.path.join(ROOT, "testdata", "models", "factorized_tiny")
 
 
-def test_init_from_starts_at_the_given_model(tmp_path):
+# factorized_vr_shared_tiny predates per-quality priors: its conversion is
+# tested in test_variable_rate.py.
+@pytest.mark.parametrize("name", sorted(set(os.listdir(os.path.join(ROOT, "testdata", "models")))
+                                        - {"factorized_vr_shared_tiny"}))
+def test_init_from_starts_at_the_given_model(tmp_path, name):
+  """Every weight of the model, e.g. each of the rnn's recurrent cells, carries over."""
+  source_dir = os.path.join(ROOT, "testdata", "models", name)
+  source = tfc_codecs.load(source_dir)
   out = training.train(
-      "factorized", 0.01, str(tmp_path / "run"),
-      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
-      batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_FACTORIZED,
+      source.net.codec_name, 0.01 if source.net.needs_lambda else None,
+      str(tmp_path / "run"), train_glob=os.path.join(ROOT, "testdata", "images"),
+      patch_size=64, batch_size=2, max_steps=1, learning_rate=1e-9, init_from=source_dir,
       log_every=1, printer=lambda _: None)
-  source = tfc_codecs.load(TINY_FACTORIZED)
   tuned = tfc_codecs.load(out)
   assert tuned.net.config == source.net.config
-  assert tuned.meta["provenance"]["init_from"] == TINY_FACTORIZED
+  assert tuned.meta["provenance"]["init_from"] == source_dir
+  assert len(tuned.net.trainable_weights) == len(source.net.trainable_weights)
   for a, b in zip(tuned.net.trainable_weights, source.net.trainable_weights):
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6, err_msg=a.name)
   image = np.asarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3)), np.uint8)
   assert tuned.decompress(tuned.compress(image)).shape == image.shape
 
@@ -110,3 +117,39 @@ def test_quantization_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
     training.train("rnn", None, str(tmp_path / "rnn"), quantization="mixed", **common)
   with pytest.raises(CodecError, match="one of"):
     training.train("factorized", 0.01, str(tmp_path / "bad"), quantization="round", **common)
+
+
+def test_learning_rate_warms_up_stays_then_decays_to_a_tenth():
+  rates = [training._lr_at(s, 100, 1e-3, 0.8, warmup_steps=9) for s in range(100)]
+  assert rates[0] == pytest.approx(1e-4)
+  assert all(a < b for a, b in zip(rates[:10], rates[1:10]))
+  assert rates[9:80] == [1e-3] * 71
+  assert all(a > b for a, b in zip(rates[80:], rates[81:]))
+  assert training._lr_at(100, 100, 1e-3, 0.8, warmup_steps=9) == pytest.approx(1e-4)
+  assert training._lr_at(0, 100, 1e-3, 0.8) == 1e-3  # No warm-up by default.
+
+
+def test_warmup_applies_to_the_run_s_first_steps_and_is_recorded(tmp_path):
+  run = str(tmp_path / "run")
+  messages = []
+  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+                batch_size=2, learning_rate=1e-4, warmup_steps=3, log_every=1,
+                init_from=TINY_FACTORIZED, printer=messages.append)
+  training.train("factorized", 0.01, run, max_steps=2, **common)
+  out = training.train("factorized", 0.01, run, max_steps=5, **common)
+  rates = [float(m.split("  lr ")[1].split()[0]) for m in messages if "  lr " in m]
+  assert rates == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4, 1e-4], rel=0.01)
+  assert tfc_codecs.load(out).meta["provenance"]["warmup_steps"] == 3
+  with pytest.raises(CodecError, match="warmup_steps"):
+    training.train("factorized", 0.01, str(tmp_path / "other"), max_steps=1,
+                   **dict(common, warmup_steps=-1))
+
+
+@pytest.mark.parametrize("model_type,patch_size", [("hyperprior", 32), ("factorized", 24),
+                                                   ("rnn", 0)])
+def test_patches_the_model_cannot_take_are_refused(tmp_path, model_type, patch_size):
+  with pytest.raises(CodecError, match="--patch_size must be a positive multiple of"):
+    training.train(model_type, 0.01, str(tmp_path / "run"),
+                   train_glob=os.path.join(ROOT, "testdata", "images"),
+                   patch_size=patch_size, max_steps=1, printer=lambda _: None)
+  assert not os.path.exists(tmp_path / "run")

@@ -277,7 +277,7 @@ def cmd_train(args) -> int:
       tfds_dataset=args.tfds_dataset, distortion=args.distortion,
       patch_size=args.patch_size, batch_size=args.batch_size,
       max_steps=args.max_steps, learning_rate=args.learning_rate,
-      decay_start=args.decay_start, clip_norm=args.clip_norm,
+      decay_start=args.decay_start, warmup_steps=args.warmup_steps, clip_norm=args.clip_norm,
       min_scale=args.min_scale, init_from=args.init_from,
       model_config=model_config or None,
       checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
@@ -314,6 +314,9 @@ def _add_train_parser(subparsers) -> None:
   p.add_argument("--learning_rate", type=float, default=1e-4)
   p.add_argument("--decay_start", type=float, default=0.8,
                  help="Fraction of max_steps after which the rate decays to 1/10.")
+  p.add_argument("--warmup_steps", type=int, default=0,
+                 help="Ramp the rate up linearly over the run's first steps: keeps "
+                 "a fresh optimizer from knocking an --init_from model off course.")
   p.add_argument("--clip_norm", type=float, default=0.,
                  help="Clip gradients to this global norm (0: off).")
   p.add_argument("--min_scale", type=float, default=1.,

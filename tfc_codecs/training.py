@@ -27,8 +27,12 @@ QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
 MS_SSIM_MIN_PATCH = 176  # five MS-SSIM scales with an 11x11 window
 
 
-def _lr_at(step: int, max_steps: int, base: float, decay_start: float) -> float:
-  """Constant, then a cosine decay to base/10 over the last part of the run."""
+def _lr_at(step: int, max_steps: int, base: float, decay_start: float,
+           warmup_steps: int = 0) -> float:
+  """A linear warm-up over the run's first `warmup_steps` steps, constant,
+  then a cosine decay to base/10 over the last part of the run."""
+  if step < warmup_steps:
+    return base * (step + 1) / (warmup_steps + 1)
   start = int(decay_start * max_steps)
   if step < start or max_steps <= start:
     return base
@@ -87,9 +91,18 @@ def _inherited_config(source, target_class) -> Dict[str, Any]:
 
 
 def _shared_parts(model) -> Dict[str, Any]:
-  """A codec's named parts: its sublayers and own weights, by attribute name."""
-  return {name: value for name, value in vars(model).items()
-          if not name.startswith("_") and isinstance(value, (tf.Module, tf.Variable))}
+  """A codec's named parts: its sublayers and own weights, by attribute name
+  (`cells/0`, `cells/1`, ... for the items of a list such as the rnn's cells)."""
+  parts = {}
+  for name, value in vars(model).items():
+    if name.startswith("_"):
+      continue
+    items = (list(enumerate(value)) if isinstance(value, (list, tuple))
+             else [(None, value)])
+    for index, item in items:
+      if isinstance(item, (tf.Module, tf.Variable)):
+        parts[name if index is None else f"{name}/{index}"] = item
+  return parts
 
 
 def _part_variables(part) -> list:
@@ -125,7 +138,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           train_glob: Optional[str] = None, tfds_dataset: Optional[str] = None,
           distortion: str = "mse", patch_size: int = 256, batch_size: int = 8,
           max_steps: int = 100000, learning_rate: float = 1e-4,
-          decay_start: float = 0.8, clip_norm: float = 0.,
+          decay_start: float = 0.8, warmup_steps: int = 0, clip_norm: float = 0.,
           min_scale: float = 1., init_from: Optional[str] = None,
           model_config: Optional[Dict[str, Any]] = None,
           checkpoint_minutes: float = 5., log_every: int = 100,
@@ -139,6 +152,11 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     raise CodecError(f"--distortion must be one of {DISTORTIONS}")
   if distortion == "ms-ssim" and patch_size < MS_SSIM_MIN_PATCH:
     raise CodecError(f"--distortion ms-ssim needs --patch_size >= {MS_SSIM_MIN_PATCH}")
+  if patch_size <= 0 or patch_size % cls.downsampling:
+    raise CodecError(f"--patch_size must be a positive multiple of {cls.downsampling} "
+                     f"for {model_type}")
+  if warmup_steps < 0:
+    raise CodecError("--warmup_steps must be >= 0")
   if quantization not in QUANTIZATIONS:
     raise CodecError(f"--quantization must be one of {QUANTIZATIONS}")
   if quantization != "noise" and not hasattr(cls, "quantization"):
@@ -223,7 +241,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
         if int(step) >= max_steps or stop["signal"] is not None:
           break
         optimizer.learning_rate.assign(
-            _lr_at(int(step), max_steps, learning_rate, decay_start))
+            _lr_at(int(step), max_steps, learning_rate, decay_start, warmup_steps))
         metrics = {k: float(v) for k, v in train_step(batch).items()}
         step.assign_add(1)
         wall_seconds.assign(wall_at_start + time.monotonic() - session_start)
@@ -262,6 +280,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
       distortion=distortion, quantization=quantization, steps=int(step),
       patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
+      warmup_steps=warmup_steps,
       wall_seconds=round(float(wall_seconds), 1),
       final_train_metrics=final, init_from=config.get("init_from"))
   out = os.path.join(train_dir, "model")
