@@ -11,16 +11,12 @@ of the first BSDS500 training photos (not Kodak); writes JSON.
 """
 
 import argparse
-import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, write_json
 
 from tfc_codecs import api  # pylint: disable=wrong-import-position
 from training_crops import DEFAULT_DATA, training_crops  # pylint: disable=wrong-import-position
@@ -62,11 +58,9 @@ def main():
           f"{entropy_bpp:.4f} bpp, gap {model_bpp / entropy_bpp - 1:+.1%}")
   output = args.output or os.path.join(
       ROOT, "benchmarks", "results", f"density_gap-{codec.meta['fingerprint']}.json")
-  with open(output, "w") as f:
-    json.dump({"model": args.model, "fingerprint": codec.meta["fingerprint"],
-               "images": [os.path.basename(f) for f in files], "crop": [320, 320],
-               "results": results}, f, indent=2)
-    f.write("\n")
+  write_json(output, {"model": args.model, "fingerprint": codec.meta["fingerprint"],
+                      "images": [os.path.basename(f) for f in files], "crop": [320, 320],
+                      "results": results})
 
 
 if __name__ == "__main__":

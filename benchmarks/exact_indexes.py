@@ -17,8 +17,8 @@ import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT, write_json
+
 os.environ["TF2_BEHAVIOR"] = "1"
 
 import tensorflow as tf  # pylint: disable=wrong-import-position
@@ -47,7 +47,7 @@ def payload_bits(net, image, quality, exact):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--model", default="hyperprior")
-  parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
+  parser.add_argument("--data", default=KODAK)
   args = parser.parse_args()
   codec = tfc_codecs.load(args.model)
   files = images.list_images(args.data)
@@ -69,9 +69,7 @@ def main():
     report["bd_rate_percent"] = round(bdrate.bd_rate(
         [r["bpp_float32"] for r in report["results"]], distortion,
         [r["bpp_exact"] for r in report["results"]], distortion), 3)
-  with open(OUT, "w") as f:
-    json.dump(report, f, indent=2)
-    f.write("\n")
+  write_json(OUT, report)
   print(json.dumps(report, indent=2))
 
 

@@ -16,8 +16,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT
 
 from tfc_codecs import api, images, registry  # pylint: disable=wrong-import-position
 from tfc_codecs.evaluation import metrics  # pylint: disable=wrong-import-position
@@ -28,7 +27,7 @@ def main():
   parser.add_argument("--train_dir", required=True)
   parser.add_argument("--model", required=True)
   parser.add_argument("--quality", type=int)
-  parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
+  parser.add_argument("--data", default=KODAK)
   args = parser.parse_args()
   shipped = api.load(args.model)
   with open(os.path.join(args.train_dir, "train_config.json")) as f:

@@ -43,9 +43,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import KODAK, ROOT, write_json
+
 OUT = os.path.join(ROOT, "benchmarks", "results", "huge_image.json")
-KODAK = os.path.join(ROOT, "..", "shared", "data", "kodak")
 CODECS = ("factorized", "factorized-vr", "hyperprior", "hyperprior-vr", "rnn")
 SHIPPED = {"factorized-vr": "factorized", "hyperprior-vr": "hyperprior", "rnn": "rnn"}  # Codec -> shipped model it uses.
 CELL = (600, 800)  # Mosaic cell (height, width).
@@ -154,7 +154,6 @@ def seam_psnr(image, decoded, tile: int, seam: int):
 
 
 def child(args):
-  sys.path.insert(0, ROOT)
   import numpy as np  # pylint: disable=import-outside-toplevel
   if args.stage == "build":
     build_model(args.codec, os.path.join(args.workdir, f"{args.codec}_model"))
@@ -250,10 +249,7 @@ def main():
       report.update(image=f"{args.width}x{args.height} Kodak mosaic (800x600 cells)",
                     peak_rss_bound_gib=6)
       report.setdefault("codecs", {})[codec] = entry
-      os.makedirs(os.path.dirname(args.output), exist_ok=True)
-      with open(args.output + ".tmp", "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+      write_json(args.output + ".tmp", report)
       os.replace(args.output + ".tmp", args.output)
   print(json.dumps(report, indent=2))
 

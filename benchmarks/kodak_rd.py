@@ -11,19 +11,16 @@ Existing result files are reused unless named in --rerun.
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT, SHARED
 
 from tfc_codecs import fileio, model_dir, zoo  # pylint: disable=wrong-import-position
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
 from tfc_codecs.evaluation import (bdrate, classical, evaluate, plots,  # pylint: disable=wrong-import-position
                                    results)
 
-SHARED = os.path.join(ROOT, "..", "shared")
 OUT = os.path.join(ROOT, "benchmarks", "results", "kodak")
 ANCHORS = ["anchors/compressai-kodak/jpeg.json", "anchors/compressai-kodak/webp.json",
            "anchors/compressai-kodak/bpg_444_x265_ycbcr.json",
@@ -55,7 +52,7 @@ def compare(test, reference, metric):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--data", default=os.path.join(SHARED, "data", "kodak"))
+  parser.add_argument("--data", default=KODAK)
   parser.add_argument("--rerun", nargs="*", default=[])
   parser.add_argument("--classical", nargs="*", default=list(classical.available()))
   args = parser.parse_args()

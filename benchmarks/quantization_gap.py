@@ -10,16 +10,12 @@ crops of the first BSDS500 training photos (not Kodak); writes JSON.
 """
 
 import argparse
-import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, write_json
 
 from tfc_codecs import api  # pylint: disable=wrong-import-position
 from training_crops import DEFAULT_DATA, training_crops  # pylint: disable=wrong-import-position
@@ -57,9 +53,7 @@ def main():
             "images": [os.path.basename(f) for f in files], "crop": 256, "results": results}
   output = args.output or os.path.join(
       ROOT, "benchmarks", "results", f"quantization_gap-{args.model}.json")
-  with open(output, "w") as f:
-    json.dump(report, f, indent=2)
-    f.write("\n")
+  write_json(output, report)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, write_json
+
 OUT = os.path.join(ROOT, "benchmarks", "results", "rnn_large_image.json")
 
 
 def child(args):
   os.environ["TF2_BEHAVIOR"] = "1"
-  sys.path.insert(0, ROOT)
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfc_codecs import model_dir  # pylint: disable=import-outside-toplevel
@@ -71,10 +71,7 @@ def main():
     report[stage] = json.loads(out.strip().splitlines()[-1])
   report["note"] = ("decompress runs compress first in the same process, so its "
                     "peak covers both")
-  os.makedirs(os.path.dirname(OUT), exist_ok=True)
-  with open(OUT, "w") as f:
-    json.dump(report, f, indent=2)
-    f.write("\n")
+  write_json(OUT, report)
   print(json.dumps(report, indent=2))
 
 

@@ -23,8 +23,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT
 
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
 from tfc_codecs.serving.client import Client  # pylint: disable=wrong-import-position
@@ -105,8 +104,7 @@ def markdown(result) -> str:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="hyperprior")
-  parser.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data",
-                                                      "kodak", "kodim01.png"))
+  parser.add_argument("--image", default=os.path.join(KODAK, "kodim01.png"))
   parser.add_argument("--seconds", type=float, default=20.)
   parser.add_argument("--ops", choices=("stock", "tfc"), default="stock",
                       help="Entropy coder of the export (the results table was "

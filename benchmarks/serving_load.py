@@ -26,9 +26,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Dict, List
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import KODAK, ROOT
 
 from serving_latency import start_server  # pylint: disable=wrong-import-position
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
@@ -195,8 +193,7 @@ def serve_and_load(model: str, clients: int, seconds: float, image_path: str,
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="hyperprior")
-  parser.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data",
-                                                      "kodak", "kodim01.png"))
+  parser.add_argument("--image", default=os.path.join(KODAK, "kodim01.png"))
   parser.add_argument("--clients", type=int, default=32)
   parser.add_argument("--seconds", type=float, default=60.)
   parser.add_argument("--ops", choices=("stock", "tfc"), default="stock",

@@ -36,14 +36,12 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT
 
 # This checkout's shipped models: both versions run them, so that they code
 # with the same weights (the zoo module imports no TensorFlow).
 from tfc_codecs import zoo  # pylint: disable=wrong-import-position
 
-KODAK = os.path.join(ROOT, "..", "shared", "data", "kodak")
 IMAGE = "kodim01.png"
 WARMUP, REPS = 2, 7
 RNN_WIDTH = 0.25

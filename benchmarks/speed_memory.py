@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT
+
 LARGE = (3000, 4000)  # height, width
 CLASSICAL_QUALITY = 75
 
@@ -72,7 +72,7 @@ def measure_one(name, data_dir):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
+  parser.add_argument("--data", default=KODAK)
   parser.add_argument("--one", help=argparse.SUPPRESS)
   parser.add_argument("--codecs", nargs="*", default=None)
   args = parser.parse_args()

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import KODAK, ROOT
+
 os.environ["TF2_BEHAVIOR"] = "1"
 
 import tfc_codecs  # pylint: disable=wrong-import-position
@@ -85,7 +85,7 @@ def summarize(rows):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
+  parser.add_argument("--data", default=KODAK)
   parser.add_argument("--images", type=int, default=24, help="Kodak images per model.")
   parser.add_argument("--rnn_images", type=int, default=6, help="Kodak images for rnn.")
   parser.add_argument("--repeats", type=int, default=2)

@@ -8,10 +8,10 @@ from typing import List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from common import BSDS500
 from tfc_codecs import images
 
-DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "..", "shared", "data", "bsds500")
+DEFAULT_DATA = BSDS500
 
 
 def training_crops(data: str, count: int, size: int) -> Tuple[List[str], tf.Tensor]:

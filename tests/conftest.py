@@ -23,9 +23,10 @@ _CACHE = tempfile.TemporaryDirectory(prefix="tfc_codecs_cache-")
 os.environ["TFC_CODECS_CACHE"] = _CACHE.name
 
 TESTDATA = REPO / "testdata"
+MODELS = TESTDATA / "models"
 MODEL_DIRS = {
-    "factorized": TESTDATA / "models" / "factorized_tiny",
-    "hyperprior": TESTDATA / "models" / "hyperprior_tiny",
+    "factorized": MODELS / "factorized_tiny",
+    "hyperprior": MODELS / "hyperprior_tiny",
 }
 PHOTO_PATHS = sorted((TESTDATA / "images").glob("*.png"))
 CLI_SCRIPT = REPO / "bin" / "tfc_codecs"

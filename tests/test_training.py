@@ -6,22 +6,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import MODELS
 import tfc_codecs
 from tfc_codecs import model_dir, training
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_FACTORIZED = os.path.join(ROOT, "testdata", "models", "factorized_tiny")
+TINY_FACTORIZED = os.path.join(MODELS, "factorized_tiny")
 
 
 # factorized_vr_shared_tiny predates per-quality priors: its conversion is
 # tested in test_variable_rate.py.
-@pytest.mark.parametrize("name", sorted(set(os.listdir(os.path.join(ROOT, "testdata", "models")))
+@pytest.mark.parametrize("name", sorted(set(os.listdir(MODELS))
                                         - {"factorized_vr_shared_tiny"}))
 def test_init_from_starts_at_the_given_model(tmp_path, name):
   """Every weight of the model, e.g. each of the rnn's recurrent cells, carries over."""
-  source_dir = os.path.join(ROOT, "testdata", "models", name)
+  source_dir = os.path.join(MODELS, name)
   source = tfc_codecs.load(source_dir)
   out = training.train(
       source.net.codec_name, 0.01 if source.net.needs_lambda else None,
@@ -85,7 +86,7 @@ def test_mixed_quantization_trains_the_decoder_on_the_latents_it_will_decode(nam
   """With "mixed", the training pass reconstructs from the rounded latents
   (what decoding sees), and the distortion still reaches the analysis
   transform; with "noise" it reconstructs from noisy latents."""
-  net, _ = model_dir.load(os.path.join(ROOT, "testdata", "models", name))
+  net, _ = model_dir.load(os.path.join(MODELS, name))
   x = tf.constant(np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)), tf.float32)
   if isinstance(net, VariableRate):
     index = tf.constant([0, net.num_qualities - 1])

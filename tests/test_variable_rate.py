@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import MODELS
 import tfc_codecs
 from tfc_codecs import coding_common, container, entropy_models, model_dir, training
 from tfc_codecs.codecs.base import pad_to_multiple
 from tfc_codecs.errors import CodecError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = os.path.join(ROOT, "testdata", "models")
 TINY_VR = os.path.join(MODELS, "hyperprior_vr_tiny")
 TINY_HYPERPRIOR = os.path.join(MODELS, "hyperprior_tiny")
 TINY_FVR = os.path.join(MODELS, "factorized_vr_tiny")  # One density per quality.
