@@ -16,8 +16,9 @@ BSDS500 = os.path.join(SHARED, "data", "bsds500")
 
 def write_json(path: str, report: dict, indent: int = 2) -> None:
   """Writes `report` to `path` as JSON with a trailing newline, making the
-  parent directory if needed."""
+  parent directory if needed; atomically, so an interrupted run leaves the old file."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
+  with open(path + ".tmp", "w") as f:
     json.dump(report, f, indent=indent)
     f.write("\n")
+  os.replace(path + ".tmp", path)

@@ -249,8 +249,7 @@ def main():
       report.update(image=f"{args.width}x{args.height} Kodak mosaic (800x600 cells)",
                     peak_rss_bound_gib=6)
       report.setdefault("codecs", {})[codec] = entry
-      write_json(args.output + ".tmp", report)
-      os.replace(args.output + ".tmp", args.output)
+      write_json(args.output, report)
   print(json.dumps(report, indent=2))
 
 

@@ -24,11 +24,12 @@ os.environ["TFC_CODECS_CACHE"] = _CACHE.name
 
 TESTDATA = REPO / "testdata"
 MODELS = TESTDATA / "models"
+IMAGES = TESTDATA / "images"
 MODEL_DIRS = {
     "factorized": MODELS / "factorized_tiny",
     "hyperprior": MODELS / "hyperprior_tiny",
 }
-PHOTO_PATHS = sorted((TESTDATA / "images").glob("*.png"))
+PHOTO_PATHS = sorted(IMAGES.glob("*.png"))
 CLI_SCRIPT = REPO / "bin" / "tfc_codecs"
 
 

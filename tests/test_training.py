@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import MODELS
+from conftest import IMAGES, MODELS
 import tfc_codecs
 from tfc_codecs import model_dir, training
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FACTORIZED = os.path.join(MODELS, "factorized_tiny")
 
 
@@ -26,7 +25,7 @@ def test_init_from_starts_at_the_given_model(tmp_path, name):
   source = tfc_codecs.load(source_dir)
   out = training.train(
       source.net.codec_name, 0.01 if source.net.needs_lambda else None,
-      str(tmp_path / "run"), train_glob=os.path.join(ROOT, "testdata", "images"),
+      str(tmp_path / "run"), train_glob=str(IMAGES),
       patch_size=64, batch_size=2, max_steps=1, learning_rate=1e-9, init_from=source_dir,
       log_every=1, printer=lambda _: None)
   tuned = tfc_codecs.load(out)
@@ -44,7 +43,7 @@ def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
   resolves to a different model (e.g. the shipped model was replaced), and a
   resume that names no model options takes the stored ones."""
   run = str(tmp_path / "run")
-  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+  common = dict(train_glob=str(IMAGES), patch_size=32,
                 batch_size=2, learning_rate=1e-4, log_every=1, printer=lambda _: None)
   training.train("factorized", 0.01, run, max_steps=1, init_from=TINY_FACTORIZED, **common)
   first = tfc_codecs.load(os.path.join(run, "model"))
@@ -66,7 +65,7 @@ def test_resume_accepts_the_run_s_own_model_options_only(tmp_path):
   """Repeating the run's model options on resume is fine; changing one is
   refused (the checkpoint holds another model)."""
   run = str(tmp_path / "run")
-  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+  common = dict(train_glob=str(IMAGES), patch_size=32,
                 batch_size=2, learning_rate=1e-4, log_every=1, printer=lambda _: None)
   options = dict(num_filters=8, latent_filters=12)
   training.train("factorized", 0.01, run, max_steps=1, model_config=options, **common)
@@ -108,7 +107,7 @@ def test_mixed_quantization_trains_the_decoder_on_the_latents_it_will_decode(nam
 
 
 def test_quantization_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
-  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+  common = dict(train_glob=str(IMAGES), patch_size=32,
                 batch_size=2, max_steps=1, learning_rate=1e-9, log_every=1,
                 printer=lambda _: None)
   out = training.train("factorized", 0.01, str(tmp_path / "run"), init_from=TINY_FACTORIZED,
@@ -133,7 +132,7 @@ def test_learning_rate_warms_up_stays_then_decays_to_a_tenth():
 def test_warmup_applies_to_the_run_s_first_steps_and_is_recorded(tmp_path):
   run = str(tmp_path / "run")
   messages = []
-  common = dict(train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+  common = dict(train_glob=str(IMAGES), patch_size=32,
                 batch_size=2, learning_rate=1e-4, warmup_steps=3, log_every=1,
                 init_from=TINY_FACTORIZED, printer=messages.append)
   training.train("factorized", 0.01, run, max_steps=2, **common)
@@ -151,6 +150,6 @@ def test_warmup_applies_to_the_run_s_first_steps_and_is_recorded(tmp_path):
 def test_patches_the_model_cannot_take_are_refused(tmp_path, model_type, patch_size):
   with pytest.raises(CodecError, match="--patch_size must be a positive multiple of"):
     training.train(model_type, 0.01, str(tmp_path / "run"),
-                   train_glob=os.path.join(ROOT, "testdata", "images"),
+                   train_glob=str(IMAGES),
                    patch_size=patch_size, max_steps=1, printer=lambda _: None)
   assert not os.path.exists(tmp_path / "run")

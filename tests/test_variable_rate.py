@@ -19,13 +19,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import MODELS
+from conftest import IMAGES, MODELS
 import tfc_codecs
 from tfc_codecs import coding_common, container, entropy_models, model_dir, training
 from tfc_codecs.codecs.base import pad_to_multiple
 from tfc_codecs.errors import CodecError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_VR = os.path.join(MODELS, "hyperprior_vr_tiny")
 TINY_HYPERPRIOR = os.path.join(MODELS, "hyperprior_tiny")
 TINY_FVR = os.path.join(MODELS, "factorized_vr_tiny")  # One density per quality.
@@ -118,7 +117,7 @@ def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
   lambdas = [0.003, 0.0067, 0.015]
   out = training.train(
       "hyperprior-vr", None, str(tmp_path / "run"),
-      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_HYPERPRIOR,
       model_config=dict(lambdas=lambdas), log_every=1, printer=lambda _: None)
   source = tfc_codecs.load(TINY_HYPERPRIOR)
@@ -139,7 +138,7 @@ def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
   factorized prior (which the hyperprior lacks) starts afresh."""
   out = training.train(
       "factorized-vr", None, str(tmp_path / "run"),
-      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_VR,
       log_every=1, printer=lambda _: None)
   source = tfc_codecs.load(TINY_VR).net
@@ -162,7 +161,7 @@ def test_init_from_with_other_lambdas_resamples_the_gains(tmp_path):
   between = float(np.sqrt(source.lambdas[0] * source.lambdas[1]))
   out = training.train(
       "hyperprior-vr", None, str(tmp_path / "run"),
-      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_VR,
       model_config=dict(lambdas=[low, shared, between]), log_every=1, printer=lambda _: None)
   tuned = tfc_codecs.load(out).net
@@ -178,7 +177,7 @@ def test_init_from_with_other_lambdas_resamples_the_gains(tmp_path):
 def test_init_from_a_codec_with_no_shared_weights_is_refused(tmp_path):
   with pytest.raises(CodecError, match="share no weights"):
     training.train("rnn", None, str(tmp_path / "run"),
-                   train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=32,
+                   train_glob=str(IMAGES), patch_size=32,
                    batch_size=2, max_steps=1, init_from=TINY_VR, printer=lambda _: None)
 
 
@@ -187,7 +186,7 @@ def test_bad_lambdas_are_refused(tmp_path, codec):
   for lambdas in ([0.01, 0.002], [], [0., 0.1]):
     with pytest.raises(CodecError, match="lambdas"):
       training.train(codec, None, str(tmp_path / str(len(lambdas))),
-                     train_glob=os.path.join(ROOT, "testdata", "images"),
+                     train_glob=str(IMAGES),
                      model_config=dict(lambdas=lambdas), max_steps=0,
                      printer=lambda _: None)
 
@@ -196,7 +195,7 @@ def _tune(tmp_path, init_from, **model_config):
   """A 1-step, learning-rate 1e-9 factorized-vr run from `init_from`."""
   return tfc_codecs.load(training.train(
       "factorized-vr", None, str(tmp_path / "run"),
-      train_glob=os.path.join(ROOT, "testdata", "images"), patch_size=64,
+      train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=init_from,
       model_config=model_config, log_every=1, printer=lambda _: None)).net
 
