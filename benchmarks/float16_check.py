@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from common import KODAK, ROOT
+from common import KODAK, ROOT, write_json
 
 from tfc_codecs import api, images, registry  # pylint: disable=wrong-import-position
 from tfc_codecs.evaluation import metrics  # pylint: disable=wrong-import-position
@@ -53,8 +53,7 @@ def main():
                 command="python benchmarks/float16_check.py " + " ".join(sys.argv[1:]))
   output = os.path.join(ROOT, "benchmarks", "results",
                         f"float16_check-{shipped.codec_name}.json")
-  with open(output, "w") as f:
-    json.dump(result, f, indent=2)
+  write_json(output, result)
   print(json.dumps(result, indent=2))
 
 

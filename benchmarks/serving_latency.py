@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from common import KODAK, ROOT
+from common import KODAK, ROOT, write_json
 
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
 from tfc_codecs.serving.client import Client  # pylint: disable=wrong-import-position
@@ -150,9 +150,7 @@ def main():
       command="python benchmarks/serving_latency.py " + " ".join(sys.argv[1:]),
       machine=f"{os.cpu_count()} CPU cores; server and clients on the same machine",
       all_answers_bit_exact=True, rows=rows)
-  os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-  with open(RESULTS + ".json", "w") as f:
-    json.dump(result, f, indent=2)
+  write_json(RESULTS + ".json", result)
   with open(RESULTS + ".md", "w") as f:
     f.write(markdown(result))
   print(markdown(result))

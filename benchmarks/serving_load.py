@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Dict, List
 
-from common import KODAK, ROOT
+from common import KODAK, ROOT, write_json
 
 from serving_latency import start_server  # pylint: disable=wrong-import-position
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
@@ -202,9 +202,7 @@ def main():
   result = serve_and_load(args.model, args.clients, args.seconds, args.image, args.ops)
   result["command"] = "python benchmarks/serving_load.py " + " ".join(sys.argv[1:])
   path = RESULTS.format(ops=args.ops)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  write_json(path, result, indent=1)
   print(json.dumps({k: v for k, v in result.items() if k != "rss_samples_mib"}, indent=1))
   ok = (result["wrong_results"] == result["server_errors"] == 0
         and result["malformed_accepted"] == 0 and result["memory_flat"])

@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from common import KODAK, ROOT
+from common import KODAK, ROOT, write_json
 
 # This checkout's shipped models: both versions run them, so that they code
 # with the same weights (the zoo module imports no TensorFlow).
@@ -352,8 +352,7 @@ def main():
   finally:
     shutil.rmtree(work, ignore_errors=True)
   out_dir = os.path.join(ROOT, "benchmarks", "results")
-  with open(os.path.join(out_dir, "speed.json"), "w") as f:
-    json.dump(report, f, indent=2)
+  write_json(os.path.join(out_dir, "speed.json"), report)
   table = _table(report)
   with open(os.path.join(out_dir, "speed.md"), "w") as f:
     f.write(table)

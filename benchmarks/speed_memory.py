@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from common import KODAK, ROOT
+from common import KODAK, ROOT, write_json
 
 LARGE = (3000, 4000)  # height, width
 CLASSICAL_QUALITY = 75
@@ -89,9 +89,9 @@ def main():
     rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(rows[-1], flush=True)
   out_dir = os.path.join(ROOT, "benchmarks", "results")
-  with open(os.path.join(out_dir, "speed_memory.json"), "w") as f:
-    json.dump(dict(machine=f"{os.cpu_count()} CPU cores", large_image=f"{LARGE[1]}x{LARGE[0]}",
-                   rows=rows), f, indent=2)
+  write_json(os.path.join(out_dir, "speed_memory.json"),
+             dict(machine=f"{os.cpu_count()} CPU cores", large_image=f"{LARGE[1]}x{LARGE[0]}",
+                  rows=rows))
   table = ["| codec | Kodak encode s | decode s | encode MP/s | decode MP/s | "
            f"{LARGE[1]}x{LARGE[0]} encode s | decode s | peak RSS MB (Kodak) | peak RSS MB (large) |",
            "|---|---|---|---|---|---|---|---|---|"]

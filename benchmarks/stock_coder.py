@@ -15,14 +15,13 @@ benchmarks/results/stock_coder.json and stock_coder.md.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from common import KODAK, ROOT
+from common import KODAK, ROOT, write_json
 
 os.environ["TF2_BEHAVIOR"] = "1"
 
@@ -106,8 +105,7 @@ def main():
       report["models"][name]["rate_by_quality"] = {
           q: rate_only(name, q, subset) for q in range(1, codec.num_qualities + 1)}
   report["load_after"] = os.getloadavg()
-  with open(OUT + ".json", "w") as f:
-    json.dump(report, f, indent=1)
+  write_json(OUT + ".json", report, indent=1)
   lines = [f"`{report['command']}` (load average {report['load'][0]:.1f} "
            "at the start: timings share the 2 cores with what else ran)", "",
            "| model | quality | images | tfc bytes | stock bytes | rate overhead | "
