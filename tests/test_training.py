@@ -1,5 +1,6 @@
 """Fine-tuning a model on one's own images (--init_from)."""
 
+import json
 import os
 
 import numpy as np
@@ -59,6 +60,23 @@ def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
   assert resumed.net.config == first.net.config
   # The run's provenance keeps the model it started from.
   assert resumed.meta["provenance"]["init_from"] == TINY_FACTORIZED
+
+
+def test_resume_drops_the_logged_steps_past_its_checkpoint(tmp_path):
+  """A run stopped after its last checkpoint retrains the steps since: its
+  curve must not log those steps twice."""
+  run = tmp_path / "run"
+  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2,
+                learning_rate=1e-4, log_every=1, printer=lambda _: None)
+  training.train("factorized", 0.01, str(run), max_steps=2, init_from=TINY_FACTORIZED,
+                 **common)
+  progress = run / "progress.jsonl"
+  with open(progress, "a") as f:  # Steps logged after the checkpoint at step 2.
+    f.write('{"step": 3, "loss": 9.0}\n{"step": 4, "loss": 9.0}\n')
+  out = training.train("factorized", 0.01, str(run), max_steps=4, **common)
+  steps = [json.loads(line)["step"] for line in progress.read_text().splitlines()]
+  assert steps == [1, 2, 3, 4]
+  assert tfc_codecs.load(out).meta["provenance"]["final_train_metrics"]["loss"] != 9.0
 
 
 def test_resume_accepts_the_run_s_own_model_options_only(tmp_path):

@@ -73,6 +73,21 @@ def _last_progress(train_dir: str) -> Optional[Dict[str, float]]:
   return {k: round(last[k], 4) for k in ("step", "loss", "bpp", "psnr")}
 
 
+def _trim_progress(train_dir: str, step: int) -> None:
+  """Drops the logged metrics past `step`: a resumed run retrains those steps."""
+  path = os.path.join(train_dir, "progress.jsonl")
+  try:
+    with open(path) as f:
+      lines = f.read().splitlines()
+  except OSError:
+    return
+  kept = [line for line in lines if json.loads(line)["step"] <= step]
+  if len(kept) < len(lines):
+    with open(path + ".tmp", "w") as f:
+      f.write("".join(line + "\n" for line in kept))
+    os.replace(path + ".tmp", path)
+
+
 def _constructor_options(cls) -> set:
   """Names of the options a codec class's constructors (its MRO) accept."""
   names = set()
@@ -200,6 +215,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     printer(f"resumed from {manager.latest_checkpoint} at step {int(step)}")
+    _trim_progress(train_dir, int(step))
 
   variables = model.trainable_variables
 
