@@ -9,9 +9,10 @@ import tensorflow as tf
 
 from conftest import IMAGES, MODELS
 import tfc_codecs
-from tfc_codecs import model_dir, training
+from tfc_codecs import model_dir, registry, training
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
+from tfc_codecs.layers import gdn_transforms
 
 TINY_FACTORIZED = os.path.join(MODELS, "factorized_tiny")
 
@@ -135,6 +136,52 @@ def test_quantization_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
     training.train("rnn", None, str(tmp_path / "rnn"), quantization="mixed", **common)
   with pytest.raises(CodecError, match="one of"):
     training.train("factorized", 0.01, str(tmp_path / "bad"), quantization="round", **common)
+
+
+def _convolutions(net):
+  return [layer for transform in (net.analysis, net.synthesis, net.hyper_analysis,
+                                  net.hyper_synthesis)
+          for layer in transform.layers if hasattr(layer, "kernel_support")]
+
+
+def test_bfloat16_convolutions_compute_what_float32_ones_do():
+  """A model built inside conv_dtype("bfloat16") has the float32 model's
+  weights (names, shapes, dtype), bfloat16 convolutions only, float32
+  outputs, and the same reconstruction and bits up to bfloat16 rounding."""
+  reference, _ = model_dir.load(os.path.join(MODELS, "hyperprior_vr_tiny"))
+  with gdn_transforms.conv_dtype("bfloat16"):
+    net = registry.codec_class("hyperprior-vr")(**reference.config)
+  assert {layer.compute_dtype for layer in _convolutions(net)} == {"bfloat16"}
+  assert {layer.compute_dtype for layer in _convolutions(reference)} == {"float32"}
+  assert ([(v.name, v.shape, v.dtype) for v in net.trainable_weights]
+          == [(v.name, v.shape, v.dtype) for v in reference.trainable_weights])
+  for target, source in zip(net.trainable_weights, reference.trainable_weights):
+    target.assign(source)
+  x = tf.constant(np.random.default_rng(2).uniform(0, 255, (2, 64, 64, 3)), tf.float32)
+  index = tf.constant([0, net.num_qualities - 1])
+  want, want_bits = reference._forward_at(x, index, False)  # pylint: disable=protected-access
+  got, bits = net._forward_at(x, index, False)  # pylint: disable=protected-access
+  assert got.dtype == bits.dtype == tf.float32
+  assert float(tf.reduce_mean(tf.abs(got - want))) < 1.
+  np.testing.assert_allclose(bits.numpy(), want_bits.numpy(), rtol=0.05)
+  assert float(tf.reduce_mean(tf.abs(got - want))) > 0  # bfloat16 did run.
+
+
+def test_conv_dtype_is_recorded_the_model_is_float32_and_others_are_refused(tmp_path):
+  common = dict(train_glob=str(IMAGES), patch_size=64, batch_size=2, max_steps=2,
+                learning_rate=1e-4, log_every=1, printer=lambda _: None)
+  out = training.train("hyperprior", 0.01, str(tmp_path / "run"),
+                       init_from=str(MODELS / "hyperprior_tiny"), conv_dtype="bfloat16",
+                       **common)
+  trained = tfc_codecs.load(out)
+  assert trained.meta["provenance"]["conv_dtype"] == "bfloat16"
+  assert {layer.compute_dtype for layer in _convolutions(trained.net)} == {"float32"}
+  image = np.asarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3)), np.uint8)
+  assert trained.decompress(trained.compress(image)).shape == image.shape
+  with pytest.raises(CodecError, match="transform codecs"):
+    training.train("rnn", None, str(tmp_path / "rnn"), conv_dtype="bfloat16", **common)
+  with pytest.raises(CodecError, match="one of"):
+    training.train("hyperprior", 0.01, str(tmp_path / "bad"), conv_dtype="float16", **common)
 
 
 def test_learning_rate_warms_up_stays_then_decays_to_a_tenth():

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
 from tfc_codecs.errors import CodecError
+from tfc_codecs.layers import gdn_transforms
 
 DISTORTIONS = ("mse", "ms-ssim")
 QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
@@ -157,8 +158,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           min_scale: float = 1., init_from: Optional[str] = None,
           model_config: Optional[Dict[str, Any]] = None,
           checkpoint_minutes: float = 5., log_every: int = 100,
-          quantization: str = "noise", seed: Optional[int] = None,
-          printer=print) -> str:
+          quantization: str = "noise", conv_dtype: str = "float32",
+          seed: Optional[int] = None, printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
   cls = registry.codec_class(model_type)
   if lmbda is None and cls.needs_lambda:
@@ -176,6 +177,11 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     raise CodecError(f"--quantization must be one of {QUANTIZATIONS}")
   if quantization != "noise" and not hasattr(cls, "quantization"):
     raise CodecError(f"--quantization {quantization} applies to the transform codecs, "
+                     f"not {model_type}")
+  if conv_dtype not in gdn_transforms.CONV_DTYPES:
+    raise CodecError(f"--conv_dtype must be one of {gdn_transforms.CONV_DTYPES}")
+  if conv_dtype != "float32" and not hasattr(cls, "quantization"):
+    raise CodecError(f"--conv_dtype {conv_dtype} applies to the transform codecs, "
                      f"not {model_type}")
   if seed is not None:
     tf.random.set_seed(seed)
@@ -195,7 +201,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
       distortion=distortion), init_from)
   try:
-    model = cls(**config["model_config"])
+    with gdn_transforms.conv_dtype(conv_dtype):
+      model = cls(**config["model_config"])
   except (TypeError, ValueError) as e:
     raise CodecError(f"bad {model_type} model options: {e}") from None
   if init_codec is not None:
@@ -294,7 +301,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   provenance = dict(
       command=" ".join(["tfc_codecs"] + sys.argv[1:]),
       data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
-      distortion=distortion, quantization=quantization, steps=int(step),
+      distortion=distortion, quantization=quantization, conv_dtype=conv_dtype,
+      steps=int(step),
       patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
       warmup_steps=warmup_steps,
       wall_seconds=round(float(wall_seconds), 1),
