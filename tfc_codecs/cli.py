@@ -281,7 +281,8 @@ def cmd_train(args) -> int:
       min_scale=args.min_scale, init_from=args.init_from,
       model_config=model_config or None,
       checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
-      quantization=args.quantization, conv_dtype=args.conv_dtype, seed=args.seed, printer=lambda line: print(line, flush=True))
+      quantization=args.quantization, conv_dtype=args.conv_dtype, seed=args.seed,
+      printer=lambda line: print(line, flush=True))
   return 0
 
 
@@ -309,9 +310,9 @@ def _add_train_parser(subparsers) -> None:
                  "noise for the rate and rounded latents with straight-through "
                  "gradients for the decoder (mixed). May change between resumes.")
   p.add_argument("--conv_dtype", default="float32", choices=("float32", "bfloat16"),
-                 help="Ballé codecs: compute the transforms' convolutions in bfloat16 "
-                 "(weights, GDN and the saved model stay float32; ~1.8x faster steps "
-                 "on CPUs with AMX or AVX512-BF16). May change between resumes.")
+                 help="Compute the model's convolutions in bfloat16 (weights, "
+                 "nonlinearities and the saved model stay float32; 1.8x faster "
+                 "hyperprior steps on CPUs with AMX-BF16). May change between resumes.")
   p.add_argument("--patch_size", type=int, default=256)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--max_steps", type=int, default=100000)

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
 from tfc_codecs.errors import CodecError
-from tfc_codecs.layers import gdn_transforms
+from tfc_codecs.layers import precision
 
 DISTORTIONS = ("mse", "ms-ssim")
 QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
@@ -178,11 +178,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   if quantization != "noise" and not hasattr(cls, "quantization"):
     raise CodecError(f"--quantization {quantization} applies to the transform codecs, "
                      f"not {model_type}")
-  if conv_dtype not in gdn_transforms.CONV_DTYPES:
-    raise CodecError(f"--conv_dtype must be one of {gdn_transforms.CONV_DTYPES}")
-  if conv_dtype != "float32" and not hasattr(cls, "quantization"):
-    raise CodecError(f"--conv_dtype {conv_dtype} applies to the transform codecs, "
-                     f"not {model_type}")
+  if conv_dtype not in precision.CONV_DTYPES:
+    raise CodecError(f"--conv_dtype must be one of {precision.CONV_DTYPES}")
   if seed is not None:
     tf.random.set_seed(seed)
 
@@ -201,7 +198,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
       distortion=distortion), init_from)
   try:
-    with gdn_transforms.conv_dtype(conv_dtype):
+    with precision.conv_dtype(conv_dtype):
       model = cls(**config["model_config"])
   except (TypeError, ValueError) as e:
     raise CodecError(f"bad {model_type} model options: {e}") from None

@@ -30,6 +30,7 @@ from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC,
 from tfc_codecs.coding_common import pack_bits, unpack_bits
 from tfc_codecs.entropy_models import make_coder
 from tfc_codecs.errors import CodecError
+from tfc_codecs.layers.precision import Conv2D
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
 
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
@@ -62,20 +63,20 @@ class RnnCodec(Codec):
     self.default_quality = self.default_iterations
     self.train_iterations = train_iterations
     self.reconstruction = reconstruction
-    self.encoder_conv = tf.keras.layers.Conv2D(
+    self.encoder_conv = Conv2D(
         channels(64), 3, strides=2, padding="same", name="encoder_conv")
     self.encoder_cells = [
         cell_class(channels(256), 3, 2, 1, name="encoder_rnn_1"),
         cell_class(channels(512), 3, 2, 1, name="encoder_rnn_2"),
         cell_class(channels(512), 3, 2, 1, name="encoder_rnn_3")]
     self.binarizer = Binarizer(bits, name="binarizer")
-    self.decoder_conv = tf.keras.layers.Conv2D(channels(512), 1, name="decoder_conv")
+    self.decoder_conv = Conv2D(channels(512), 1, name="decoder_conv")
     self.decoder_cells = [
         cell_class(channels(512), 2, 1, 1, name="decoder_rnn_1"),
         cell_class(channels(512), 3, 1, 1, name="decoder_rnn_2"),
         cell_class(channels(256), 3, 1, 3, name="decoder_rnn_3"),
         cell_class(channels(128), 3, 1, 3, name="decoder_rnn_4")]
-    self.decoder_out = tf.keras.layers.Conv2D(3, 1, name="decoder_out")
+    self.decoder_out = Conv2D(3, 1, name="decoder_out")
     self.context_logits = self.add_weight(
         name="context_logits", shape=[max_iterations, bits, 3], initializer="zeros")
     self.log_gains = self.add_weight(

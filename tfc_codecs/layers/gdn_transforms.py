@@ -11,43 +11,23 @@ reparameterization made a training step 2.6x slower on our 2-core CPUs
 Images enter the analysis transform on the 0..255 scale and leave the
 synthesis transform on the same scale.
 
-Training may build the transforms inside `conv_dtype("bfloat16")`: float32
-weights, GDN and outputs, the convolutions computed in bfloat16 (a
-hyperprior-vr training step, batch 8 x 128x128, 2.39 -> 4.23 steps/s on our
-CPUs, which have AMX-BF16: benchmarks/training_step.py). Models that code are
-always built in float32.
+Their convolutions compute in the precision `precision.conv_dtype` sets
+(bfloat16 when training with `--conv_dtype bfloat16`).
 """
-
-import contextlib
-from typing import Iterator
 
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-CONV_DTYPES = ("float32", "bfloat16")
-_conv_dtype = "float32"  # Of the transforms being built; set by conv_dtype().
-
-
-@contextlib.contextmanager
-def conv_dtype(dtype: str) -> Iterator[None]:
-  """Transforms built inside compute their convolutions in `dtype`
-  ("float32" or "bfloat16"; weights, GDN and outputs stay float32)."""
-  global _conv_dtype  # pylint: disable=global-statement
-  if dtype not in CONV_DTYPES:
-    raise ValueError(f"conv_dtype must be one of {CONV_DTYPES}, not {dtype!r}")
-  previous, _conv_dtype = _conv_dtype, dtype
-  try:
-    yield
-  finally:
-    _conv_dtype = previous
+from tfc_codecs.layers import precision
 
 
 def _signal_conv(filters: int, kernel: int, name: str, **options) -> tfc.SignalConv2D:
-  if _conv_dtype == "bfloat16":
+  policy = precision.conv_policy()
+  if policy:
     # TF's bfloat16 kernels for explicitly padded convolutions are 50-70x
     # slower than tf.pad + a valid convolution. float32 keeps TFC's default,
     # so models that code compute exactly as before.
-    options.update(dtype="mixed_bfloat16", use_explicit=False)
+    options.update(dtype=policy, use_explicit=False)
   return tfc.SignalConv2D(filters, (kernel, kernel), name=name, padding="same_zeros",
                           kernel_parameter="variable", **options)
 
@@ -66,7 +46,7 @@ def _deconv(filters: int, kernel: int, name: str, up: int = 1,
 
 def _float32_output(transform: tf.keras.Sequential) -> None:
   """Ends a transform built with bfloat16 convolutions in a cast to float32."""
-  if _conv_dtype != "float32":
+  if precision.conv_policy():
     transform.add(tf.keras.layers.Lambda(lambda x: tf.cast(x, tf.float32), name="to_float32"))
 
 

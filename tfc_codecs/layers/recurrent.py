@@ -11,6 +11,8 @@ the iterations (zeros at the start of each image; a GRU ignores the second).
 
 import tensorflow as tf
 
+from tfc_codecs.layers.precision import Conv2D
+
 
 class ConvLSTM(tf.keras.layers.Layer):
   """LSTM whose gates are conv(input, stride) + conv(hidden)."""
@@ -19,9 +21,9 @@ class ConvLSTM(tf.keras.layers.Layer):
                hidden_kernel: int = 1, **kwargs):
     super().__init__(**kwargs)
     self.filters = filters
-    self.input_conv = tf.keras.layers.Conv2D(
+    self.input_conv = Conv2D(
         4 * filters, kernel, strides=stride, padding="same", name="input_conv")
-    self.hidden_conv = tf.keras.layers.Conv2D(
+    self.hidden_conv = Conv2D(
         4 * filters, hidden_kernel, padding="same", use_bias=False,
         name="hidden_conv")
 
@@ -41,11 +43,11 @@ class ConvGRU(tf.keras.layers.Layer):
                hidden_kernel: int = 1, **kwargs):
     super().__init__(**kwargs)
     self.filters = filters
-    self.input_conv = tf.keras.layers.Conv2D(
+    self.input_conv = Conv2D(
         3 * filters, kernel, strides=stride, padding="same", name="input_conv")
-    self.hidden_gates = tf.keras.layers.Conv2D(
+    self.hidden_gates = Conv2D(
         2 * filters, hidden_kernel, padding="same", use_bias=False, name="hidden_gates")
-    self.hidden_candidate = tf.keras.layers.Conv2D(
+    self.hidden_candidate = Conv2D(
         filters, hidden_kernel, padding="same", use_bias=False, name="hidden_candidate")
 
   def call(self, x, state):
@@ -72,7 +74,7 @@ class Binarizer(tf.keras.layers.Layer):
 
   def __init__(self, bits: int, **kwargs):
     super().__init__(**kwargs)
-    self.conv = tf.keras.layers.Conv2D(bits, 1, use_bias=False, name="conv")
+    self.conv = Conv2D(bits, 1, use_bias=False, name="conv")
 
   def call(self, x, training=False):
     x = tf.tanh(self.conv(x))
