@@ -10,7 +10,7 @@ import tensorflow_compression as tfc
 
 from conftest import IMAGES, MODELS
 import tfc_codecs
-from tfc_codecs import model_dir, registry, training
+from tfc_codecs import entropy_models, model_dir, registry, training
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
@@ -137,6 +137,75 @@ def test_quantization_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
     training.train("rnn", None, str(tmp_path / "rnn"), quantization="mixed", **common)
   with pytest.raises(CodecError, match="one of"):
     training.train("factorized", 0.01, str(tmp_path / "bad"), quantization="round", **common)
+
+
+def test_rate_fitted_to_rounded_is_the_noisy_rate_but_fits_the_density_to_rounded_values():
+  prior = entropy_models.factorized_prior(3)
+  values = tf.constant(np.random.default_rng(4).normal(0, 2, (2, 5, 5, 3)), tf.float32)
+  noisy = values + tf.constant(np.random.default_rng(5).uniform(-.5, .5, values.shape),
+                               tf.float32)
+  bits_of = lambda v: entropy_models.factorized_bits(prior, v)
+
+  def gradients(fn, wrt):
+    with tf.GradientTape() as tape:
+      tape.watch(wrt[0])
+      total = tf.reduce_sum(fn())
+    return total, tape.gradient(total, wrt)
+
+  wrt = [noisy] + list(prior.trainable_variables)
+  fitted, fitted_grads = gradients(
+      lambda: entropy_models.rate_fitted_to_rounded(bits_of, noisy, tf.round(values)), wrt)
+  plain, plain_grads = gradients(lambda: bits_of(noisy), wrt)
+  _, rounded_grads = gradients(lambda: bits_of(tf.round(values)), wrt)
+  assert float(fitted) == pytest.approx(float(plain), rel=1e-6)
+  np.testing.assert_allclose(fitted_grads[0], plain_grads[0], rtol=1e-5, atol=1e-6)
+  for got, want, noisy_fit in zip(fitted_grads[1:], rounded_grads[1:], plain_grads[1:]):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got, noisy_fit)
+
+
+@pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny",
+                                  "factorized_vr_tiny", "hyperprior_vr_tiny"])
+def test_density_fit_rounded_trains_every_learned_density_on_rounded_values(name):
+  """With "rounded", the densities' gradients depend on the rounded latents
+  only (not on the noise drawn); with "noisy" they do; the analysis still
+  gets the rate's gradient."""
+  net, _ = model_dir.load(os.path.join(MODELS, name))
+  density = net.hyperprior if hasattr(net, "hyperprior") else net.prior
+  x = tf.constant(np.random.default_rng(6).uniform(0, 255, (2, 64, 64, 3)), tf.float32)
+
+  def rate_gradients(seed):
+    tf.random.set_seed(seed)
+    with tf.GradientTape() as tape:
+      if isinstance(net, VariableRate):
+        _, bits = net._forward_at(x, tf.constant([0, 1]), True)  # pylint: disable=protected-access
+      else:
+        _, bits = net(x, training=True)
+      rate = tf.reduce_sum(bits)
+    return tape.gradient(rate, list(density.trainable_variables) + net.analysis.trainable_variables)
+
+  def same(a, b):
+    return all(np.allclose(u, v, rtol=1e-4, atol=1e-6)
+               for u, v in zip(a[:len(density.trainable_variables)],
+                               b[:len(density.trainable_variables)]))
+
+  assert not same(rate_gradients(1), rate_gradients(2))
+  net.density_fit = "rounded"
+  first, second = rate_gradients(1), rate_gradients(2)
+  assert same(first, second)
+  assert max(float(tf.reduce_max(tf.abs(g))) for g in first[len(density.trainable_variables):]) > 0
+
+
+def test_density_fit_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
+  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, max_steps=1,
+                learning_rate=1e-9, log_every=1, printer=lambda _: None)
+  out = training.train("factorized", 0.01, str(tmp_path / "run"), init_from=TINY_FACTORIZED,
+                       density_fit="rounded", **common)
+  assert tfc_codecs.load(out).meta["provenance"]["density_fit"] == "rounded"
+  with pytest.raises(CodecError, match="transform codecs"):
+    training.train("rnn", None, str(tmp_path / "rnn"), density_fit="rounded", **common)
+  with pytest.raises(CodecError, match="one of"):
+    training.train("factorized", 0.01, str(tmp_path / "bad"), density_fit="exact", **common)
 
 
 def _convolutions(net):

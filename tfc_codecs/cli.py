@@ -281,7 +281,8 @@ def cmd_train(args) -> int:
       min_scale=args.min_scale, init_from=args.init_from,
       model_config=model_config or None,
       checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
-      quantization=args.quantization, conv_dtype=args.conv_dtype, seed=args.seed,
+      quantization=args.quantization, density_fit=args.density_fit,
+      conv_dtype=args.conv_dtype, seed=args.seed,
       printer=lambda line: print(line, flush=True))
   return 0
 
@@ -309,6 +310,10 @@ def _add_train_parser(subparsers) -> None:
                  help="Ballé codecs: uniform noise for rate and decoder (noise), or "
                  "noise for the rate and rounded latents with straight-through "
                  "gradients for the decoder (mixed). May change between resumes.")
+  p.add_argument("--density_fit", default="noisy", choices=("noisy", "rounded"),
+                 help="Ballé codecs: fit the learned factorized densities to the noisy "
+                 "values (noisy) or to the rounded values they will code, the noisy "
+                 "rate still training the transforms (rounded). May change between resumes.")
   p.add_argument("--conv_dtype", default="float32", choices=("float32", "bfloat16"),
                  help="Compute the model's convolutions in bfloat16 (weights, "
                  "nonlinearities and the saved model stay float32; 1.8x faster "

@@ -47,6 +47,36 @@ def factorized_bottleneck(prior: tfc.NoisyDeepFactorized) -> tfc.ContinuousBatch
       prior, coding_rank=3, compression=False, offset_heuristic=False)
 
 
+def factorized_bits(prior: tfc.NoisyDeepFactorized, values: tf.Tensor) -> tf.Tensor:
+  """Information content in bits of values [B, h, w, C] under a factorized
+  density (noisy values: the training rate; integers: the coded bits), per image."""
+  return tf.reduce_sum(prior.log_prob(values), axis=[1, 2, 3]) / -np.log(2.)
+
+
+def rate_fitted_to_rounded(bits_of, noisy: tf.Tensor, rounded: tf.Tensor) -> tf.Tensor:
+  """The training rate `bits_of(noisy)` for `density_fit="rounded"`: its
+  gradient reaches the noisy values (the transforms) but not the density,
+  which instead learns from the rounded values it will code (through a term
+  of value zero). A density fitted to noisy values spreads their mass over
+  neighbouring integers and overstates the bits of the rounded ones
+  (`benchmarks/side_information.py`)."""
+
+  @tf.custom_gradient
+  def noisy_bits(values):
+    with tf.GradientTape() as tape:
+      tape.watch(values)
+      bits = bits_of(values)
+
+    def gradient(upstream, variables=None):
+      return (tape.gradient(bits, values, output_gradients=upstream),
+              [tf.zeros_like(v) for v in variables or ()])
+
+    return bits, gradient
+
+  fit = bits_of(tf.stop_gradient(rounded))
+  return noisy_bits(noisy) + fit - tf.stop_gradient(fit)
+
+
 def factorized_tables(prior: tfc.NoisyDeepFactorized) -> Dict[str, np.ndarray]:
   """Range-coding tables of a trained factorized prior."""
 

@@ -25,6 +25,7 @@ from tfc_codecs.layers import precision
 
 DISTORTIONS = ("mse", "ms-ssim")
 QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
+DENSITY_FITS = ("noisy", "rounded")  # Likewise.
 MS_SSIM_MIN_PATCH = 176  # five MS-SSIM scales with an 11x11 window
 
 
@@ -158,7 +159,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           min_scale: float = 1., init_from: Optional[str] = None,
           model_config: Optional[Dict[str, Any]] = None,
           checkpoint_minutes: float = 5., log_every: int = 100,
-          quantization: str = "noise", conv_dtype: str = "float32",
+          quantization: str = "noise", density_fit: str = "noisy",
+          conv_dtype: str = "float32",
           seed: Optional[int] = None, printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
   cls = registry.codec_class(model_type)
@@ -177,6 +179,11 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     raise CodecError(f"--quantization must be one of {QUANTIZATIONS}")
   if quantization != "noise" and not hasattr(cls, "quantization"):
     raise CodecError(f"--quantization {quantization} applies to the transform codecs, "
+                     f"not {model_type}")
+  if density_fit not in DENSITY_FITS:
+    raise CodecError(f"--density_fit must be one of {DENSITY_FITS}")
+  if density_fit != "noisy" and not hasattr(cls, "density_fit"):
+    raise CodecError(f"--density_fit {density_fit} applies to the transform codecs, "
                      f"not {model_type}")
   if conv_dtype not in precision.CONV_DTYPES:
     raise CodecError(f"--conv_dtype must be one of {precision.CONV_DTYPES}")
@@ -206,6 +213,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     _copy_weights(init_codec, model, init_from)
   if quantization != "noise":
     model.quantization = quantization
+  if density_fit != "noisy":
+    model.density_fit = density_fit
 
   optimizer = tf.keras.optimizers.Adam(
       learning_rate=learning_rate, global_clipnorm=clip_norm or None)
@@ -298,7 +307,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   provenance = dict(
       command=" ".join(["tfc_codecs"] + sys.argv[1:]),
       data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
-      distortion=distortion, quantization=quantization, conv_dtype=conv_dtype,
+      distortion=distortion, quantization=quantization, density_fit=density_fit,
+      conv_dtype=conv_dtype,
       steps=int(step),
       patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
       warmup_steps=warmup_steps,

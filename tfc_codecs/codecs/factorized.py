@@ -39,7 +39,7 @@ class FactorizedCodec(TransformCodec):
     return self.config["latent_filters"]
 
   def _latent_bits(self, y, training):
-    return self.bottleneck(y, training=training)
+    return self._factorized_rate(self.bottleneck, y, training)
 
   def freeze(self) -> None:
     self.set_entropy_tables(entropy_models.factorized_tables(self.prior))

@@ -38,17 +38,16 @@ class VariableRateFactorizedCodec(VariableRate, FactorizedCodec):
   def _latent_bits_at(self, y, quality_index, training):
     if self._table_sets == 1:
       return self._latent_bits(y, training)
-    if training:
-      y_hat = y + tf.random.uniform(tf.shape(y), -.5, .5)
-    else:
-      y_hat = self.bottleneck.quantize(y)
-    # Every quality's density at every latent, then each image's own [B, h, w, M].
-    log_probs = self.prior.log_prob(tf.tile(y_hat, [1, 1, 1, self._table_sets]))
-    shape = tf.concat([tf.shape(y)[:3], [self._table_sets, -1]], 0)
-    log_probs = tf.transpose(tf.reshape(log_probs, shape), [0, 3, 1, 2, 4])
-    log_probs = tf.gather(log_probs, quality_index, axis=1, batch_dims=1)
-    bits = tf.reduce_sum(log_probs, axis=[1, 2, 3]) / -np.log(2.)
-    return y_hat, bits
+
+    def bits_of(values):
+      """Every quality's density at every latent, then each image's own [B, h, w, M]."""
+      log_probs = self.prior.log_prob(tf.tile(values, [1, 1, 1, self._table_sets]))
+      shape = tf.concat([tf.shape(values)[:3], [self._table_sets, -1]], 0)
+      log_probs = tf.transpose(tf.reshape(log_probs, shape), [0, 3, 1, 2, 4])
+      log_probs = tf.gather(log_probs, quality_index, axis=1, batch_dims=1)
+      return tf.reduce_sum(log_probs, axis=[1, 2, 3]) / -np.log(2.)
+
+    return self._factorized_rate(self.bottleneck, y, training, bits_of)
 
   def _table_set(self, quality_index):
     return quality_index[0] if self._table_sets > 1 else 0

@@ -45,7 +45,7 @@ class HyperpriorCodec(TransformCodec):
 
   def _latent_bits(self, y, training):
     z = self.hyper_analysis(y)
-    z_hat, side_bits = self.side_bottleneck(z, training=training)
+    z_hat, side_bits = self._factorized_rate(self.side_bottleneck, z, training)
     indexes = self.scale_indexes(self._decoded(z, z_hat, training), training)
     y_hat, bits = self.bottleneck(y, indexes, training=training)
     return y_hat, bits + side_bits

@@ -12,12 +12,19 @@ Training quantization (`quantization`, set by `train --quantization`):
 "mixed" keeps the noise for the rate but gives the decoding transforms the
 rounded values they will see when decoding, with straight-through gradients
 (Minnen & Singh 2020, https://arxiv.org/abs/2007.08739; TFC's ms2020 model).
+
+Density fitting in training (`density_fit`, set by `train --density_fit`):
+"noisy" trains the learned factorized densities on the noisy values, as the
+rate; "rounded" trains them on the rounded values they will code, while the
+noisy rate's gradient still reaches the transforms
+(`entropy_models.rate_fitted_to_rounded`).
 """
 
 import abc
 
 import tensorflow as tf
 
+from tfc_codecs import entropy_models
 from tfc_codecs.codecs.base import Codec, to_uint8
 from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
 
@@ -29,6 +36,7 @@ class TransformCodec(Codec):
   # entropy coding is whole-image).
   tile_size = 1024
   quantization = "noise"  # In training: "noise" or "mixed" (module docstring).
+  density_fit = "noisy"  # In training: "noisy" or "rounded" (module docstring).
 
   def _decoded(self, value, noisy, training):
     """What a decoding transform sees of a quantized `value` (its noisy
@@ -36,6 +44,19 @@ class TransformCodec(Codec):
     if training and self.quantization == "mixed":
       return value + tf.stop_gradient(tf.round(value) - value)
     return noisy
+
+  def _factorized_rate(self, bottleneck, values, training, bits_of=None):
+    """(noisy or rounded values, bits per image) of `values` coded with a
+    learned factorized density: `bottleneck`'s, or `bits_of(values)` (e.g.
+    one density per quality) with `bottleneck` only quantizing."""
+    if training:
+      noisy = values + tf.random.uniform(tf.shape(values), -.5, .5)
+    else:
+      noisy = bottleneck.quantize(values)
+    bits_of = bits_of or (lambda v: entropy_models.factorized_bits(bottleneck.prior, v))
+    if training and self.density_fit == "rounded":
+      return noisy, entropy_models.rate_fitted_to_rounded(bits_of, noisy, tf.round(values))
+    return noisy, bits_of(noisy)
 
   def _forward(self, x, training):
     y = self.analysis(x)
