@@ -126,17 +126,19 @@ def test_mixed_quantization_trains_the_decoder_on_the_latents_it_will_decode(nam
   assert max(float(tf.reduce_max(tf.abs(g))) for g in gradients) > 0
 
 
-def test_quantization_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
-  common = dict(train_glob=str(IMAGES), patch_size=32,
-                batch_size=2, max_steps=1, learning_rate=1e-9, log_every=1,
-                printer=lambda _: None)
+@pytest.mark.parametrize("option,value,unknown", [("quantization", "mixed", "round"),
+                                                   ("density_fit", "rounded", "exact")])
+def test_transform_codec_options_are_recorded_and_refused_where_they_do_not_apply(
+    tmp_path, option, value, unknown):
+  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, max_steps=1,
+                learning_rate=1e-9, log_every=1, printer=lambda _: None)
   out = training.train("factorized", 0.01, str(tmp_path / "run"), init_from=TINY_FACTORIZED,
-                       quantization="mixed", **common)
-  assert tfc_codecs.load(out).meta["provenance"]["quantization"] == "mixed"
+                       **{option: value}, **common)
+  assert tfc_codecs.load(out).meta["provenance"][option] == value
   with pytest.raises(CodecError, match="transform codecs"):
-    training.train("rnn", None, str(tmp_path / "rnn"), quantization="mixed", **common)
+    training.train("rnn", None, str(tmp_path / "rnn"), **{option: value}, **common)
   with pytest.raises(CodecError, match="one of"):
-    training.train("factorized", 0.01, str(tmp_path / "bad"), quantization="round", **common)
+    training.train("factorized", 0.01, str(tmp_path / "bad"), **{option: unknown}, **common)
 
 
 def test_rate_fitted_to_rounded_is_the_noisy_rate_but_fits_the_density_to_rounded_values():
@@ -194,18 +196,6 @@ def test_density_fit_rounded_trains_every_learned_density_on_rounded_values(name
   first, second = rate_gradients(1), rate_gradients(2)
   assert same(first, second)
   assert max(float(tf.reduce_max(tf.abs(g))) for g in first[len(density.trainable_variables):]) > 0
-
-
-def test_density_fit_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
-  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, max_steps=1,
-                learning_rate=1e-9, log_every=1, printer=lambda _: None)
-  out = training.train("factorized", 0.01, str(tmp_path / "run"), init_from=TINY_FACTORIZED,
-                       density_fit="rounded", **common)
-  assert tfc_codecs.load(out).meta["provenance"]["density_fit"] == "rounded"
-  with pytest.raises(CodecError, match="transform codecs"):
-    training.train("rnn", None, str(tmp_path / "rnn"), density_fit="rounded", **common)
-  with pytest.raises(CodecError, match="one of"):
-    training.train("factorized", 0.01, str(tmp_path / "bad"), density_fit="exact", **common)
 
 
 def _convolutions(net):
