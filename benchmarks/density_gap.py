@@ -19,7 +19,7 @@ import tensorflow as tf
 from common import ROOT, write_json
 
 from tfc_codecs import api  # pylint: disable=wrong-import-position
-from training_crops import DEFAULT_DATA, training_crops  # pylint: disable=wrong-import-position
+from training_crops import DEFAULT_DATA, crop_latents  # pylint: disable=wrong-import-position
 
 
 def empirical_bits(symbols: np.ndarray) -> float:
@@ -40,12 +40,10 @@ def main():
   args = parser.parse_args()
   codec = api.load(args.model)
   net = codec.net
-  files, x = training_crops(args.data, args.images, 320)
-  latents = net.analysis(x)
-  pixels = int(np.prod(x.shape[:3]))
+  files, latents, pixels = crop_latents(net, args.data, args.images, 320)
   results = []
   for index in range(net.num_qualities):
-    quality_index = tf.fill([x.shape[0]], index)
+    quality_index = tf.fill([latents.shape[0]], index)
     gain, _ = net._gains(quality_index)  # pylint: disable=protected-access
     y_hat, bits = net._latent_bits_at(latents * gain, quality_index, False)  # pylint: disable=protected-access
     symbols = np.round(y_hat.numpy()).astype(np.int64).reshape(-1, y_hat.shape[-1])

@@ -25,7 +25,7 @@ from common import BSDS500, ROOT, write_json
 
 from tfc_codecs import api, data  # pylint: disable=wrong-import-position
 from density_gap import empirical_bits  # pylint: disable=wrong-import-position
-from training_crops import training_crops  # pylint: disable=wrong-import-position
+from training_crops import crop_latents  # pylint: disable=wrong-import-position
 
 REFIT_BATCH = 4
 
@@ -87,9 +87,7 @@ def main():
   args = parser.parse_args()
   codec = api.load(args.model)
   net = codec.net
-  files, x = training_crops(args.data, args.images, 320)
-  latents = net.analysis(x)
-  pixels = int(np.prod(x.shape[:3]))
+  files, latents, pixels = crop_latents(net, args.data, args.images, 320)
   report = {"model": args.model, "fingerprint": codec.meta["fingerprint"],
             "images": [os.path.basename(f) for f in files], "crop": [320, 320],
             "results": measure(net, latents, pixels)}

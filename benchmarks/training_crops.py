@@ -20,3 +20,10 @@ def training_crops(data: str, count: int, size: int) -> Tuple[List[str], tf.Tens
   files = sorted(glob.glob(os.path.join(data, "*.jpg")))[:count]
   return files, tf.constant(
       np.stack([images.read_image(f)[0][:size, :size] for f in files]), tf.float32)
+
+
+def crop_latents(net, data: str, count: int, size: int) -> Tuple[List[str], tf.Tensor, int]:
+  """The photos, `net`'s analysis latents of their crops (as `training_crops`),
+  and the number of pixels those crops hold."""
+  files, x = training_crops(data, count, size)
+  return files, net.analysis(x), int(np.prod(x.shape[:3]))

@@ -10,7 +10,7 @@ import tensorflow_compression as tfc
 
 from conftest import IMAGES, MODELS
 import tfc_codecs
-from tfc_codecs import entropy_models, model_dir, registry, training
+from tfc_codecs import entropy_models, model_dir, training
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
@@ -204,19 +204,27 @@ def _convolutions(net):
           if isinstance(m, (tf.keras.layers.Conv2D, tfc.SignalConv2D))]
 
 
-def test_bfloat16_convolutions_compute_what_float32_ones_do():
-  """A model built inside conv_dtype("bfloat16") has the float32 model's
-  weights (names, shapes, dtype), bfloat16 convolutions only, float32
-  outputs, and the same reconstruction and bits up to bfloat16 rounding."""
-  reference, _ = model_dir.load(os.path.join(MODELS, "hyperprior_vr_tiny"))
+def _bfloat16_twin(name):
+  """A test model and the same model built inside conv_dtype("bfloat16"),
+  checked to have bfloat16 convolutions only and the float32 model's weights
+  (names, shapes, dtype), which it is given."""
+  reference, _ = model_dir.load(os.path.join(MODELS, name))
   with precision.conv_dtype("bfloat16"):
-    net = registry.codec_class("hyperprior-vr")(**reference.config)
+    net = type(reference)(**reference.config)
+  assert len(_convolutions(net)) == len(_convolutions(reference))
   assert {layer.compute_dtype for layer in _convolutions(net)} == {"bfloat16"}
   assert {layer.compute_dtype for layer in _convolutions(reference)} == {"float32"}
-  assert ([(v.name, v.shape, v.dtype) for v in net.trainable_weights]
-          == [(v.name, v.shape, v.dtype) for v in reference.trainable_weights])
-  for target, source in zip(net.trainable_weights, reference.trainable_weights):
+  assert ([(v.name, v.shape, v.dtype) for v in net.weights]
+          == [(v.name, v.shape, v.dtype) for v in reference.weights])
+  for target, source in zip(net.weights, reference.weights):
     target.assign(source)
+  return reference, net
+
+
+def test_bfloat16_convolutions_compute_what_float32_ones_do():
+  """A hyperprior built with bfloat16 convolutions has float32 outputs and the
+  float32 model's reconstruction and bits up to bfloat16 rounding."""
+  reference, net = _bfloat16_twin("hyperprior_vr_tiny")
   x = tf.constant(np.random.default_rng(2).uniform(0, 255, (2, 64, 64, 3)), tf.float32)
   index = tf.constant([0, net.num_qualities - 1])
   want, want_bits = reference._forward_at(x, index, False)  # pylint: disable=protected-access
@@ -230,15 +238,8 @@ def test_bfloat16_convolutions_compute_what_float32_ones_do():
 def test_rnn_bfloat16_convolutions_compute_what_float32_ones_do():
   """Every convolution of the rnn (cells, binarizer, decoder) computes in
   bfloat16 with float32 weights and outputs; the reconstruction stays close."""
-  reference, _ = model_dir.load(os.path.join(MODELS, "rnn_tiny"))
-  with precision.conv_dtype("bfloat16"):
-    net = registry.codec_class("rnn")(**reference.config)
-  assert len(_convolutions(net)) == len(_convolutions(reference)) > 10
-  assert {layer.compute_dtype for layer in _convolutions(net)} == {"bfloat16"}
-  assert ([(v.name, v.shape, v.dtype) for v in net.weights]
-          == [(v.name, v.shape, v.dtype) for v in reference.weights])
-  for target, source in zip(net.weights, reference.weights):
-    target.assign(source)
+  reference, net = _bfloat16_twin("rnn_tiny")
+  assert len(_convolutions(net)) > 10
   x = tf.constant(np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)), tf.float32)
   want, _ = reference(x, training=False)
   got, _ = net(x, training=False)
