@@ -191,3 +191,21 @@ def test_training_loss_runs_for_every_reconstruction_mode():
     model = RnnCodec(width=0.0625, train_iterations=2, reconstruction=mode)
     loss, metrics_ = model.training_loss(tf.random.uniform([1, 32, 32, 3], 0, 255), None)
     assert np.isfinite(float(loss)) and float(metrics_["bpp"]) > 0
+
+
+@pytest.mark.parametrize("iteration_loss", ["l1", "log-mse"])
+def test_training_loss_is_the_chosen_mean_over_iterations(iteration_loss):
+  model = RnnCodec(width=0.0625, train_iterations=3, reconstruction="scaled")
+  model.iteration_loss = iteration_loss
+  x = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=1)
+  tf.random.set_seed(7)
+  loss, _ = model.training_loss(x, None)
+  tf.random.set_seed(7)  # The binarizer draws the same codes again.
+  reconstructions, bits = model._iterate(x / 255. - 0.5, 3, training=True)  # pylint: disable=protected-access
+  errors = [x.numpy() / 255. - 0.5 - r.numpy() for r in reconstructions]
+  if iteration_loss == "l1":
+    want = np.mean([np.abs(e).mean() for e in errors])
+  else:
+    want = np.mean([np.log(np.square(e).mean()) for e in errors])
+  want += 1e-3 * float(tf.add_n(bits)) / (2 * 32 * 32)
+  assert float(loss) == pytest.approx(want, rel=1e-4)

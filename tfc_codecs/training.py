@@ -20,12 +20,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
+from tfc_codecs.codecs.rnn import ITERATION_LOSSES
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
 
 DISTORTIONS = ("mse", "ms-ssim")
 QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
 DENSITY_FITS = ("noisy", "rounded")  # Likewise.
+
 MS_SSIM_MIN_PATCH = 176  # five MS-SSIM scales with an 11x11 window
 
 
@@ -160,7 +162,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           model_config: Optional[Dict[str, Any]] = None,
           checkpoint_minutes: float = 5., log_every: int = 100,
           quantization: str = "noise", density_fit: str = "noisy",
-          conv_dtype: str = "float32",
+          conv_dtype: str = "float32", iteration_loss: str = "l1",
           seed: Optional[int] = None, printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
   cls = registry.codec_class(model_type)
@@ -185,6 +187,10 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
   if density_fit != "noisy" and not hasattr(cls, "density_fit"):
     raise CodecError(f"--density_fit {density_fit} applies to the transform codecs, "
                      f"not {model_type}")
+  if iteration_loss not in ITERATION_LOSSES:
+    raise CodecError(f"--iteration_loss must be one of {ITERATION_LOSSES}")
+  if iteration_loss != "l1" and not hasattr(cls, "iteration_loss"):
+    raise CodecError(f"--iteration_loss {iteration_loss} applies to rnn, not {model_type}")
   if conv_dtype not in precision.CONV_DTYPES:
     raise CodecError(f"--conv_dtype must be one of {precision.CONV_DTYPES}")
   if seed is not None:
@@ -215,6 +221,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     model.quantization = quantization
   if density_fit != "noisy":
     model.density_fit = density_fit
+  if iteration_loss != "l1":
+    model.iteration_loss = iteration_loss
 
   optimizer = tf.keras.optimizers.Adam(
       learning_rate=learning_rate, global_clipnorm=clip_norm or None)
@@ -308,7 +316,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       command=" ".join(["tfc_codecs"] + sys.argv[1:]),
       data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
       distortion=distortion, quantization=quantization, density_fit=density_fit,
-      conv_dtype=conv_dtype,
+      conv_dtype=conv_dtype, iteration_loss=iteration_loss,
       steps=int(step),
       patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
       warmup_steps=warmup_steps,

@@ -18,6 +18,12 @@ Bits are range coded with a learned context model: the probability that bit
 (iteration t, channel c) is +1 given the same bit of iteration t−1 (or no
 context at t=0), trained jointly (it sees the codes through a stop-gradient)
 and frozen into range-coding tables. A raw mode stores the bits packed.
+
+Training loss over the unrolled iterations (`iteration_loss`, set by
+`train --iteration_loss`): "l1", the paper's mean L1 residual, which weighs
+the early iterations' large residuals most; or "log-mse", the mean over
+iterations of log MSE, i.e. minus the mean PSNR of every rate point the model
+serves, so each iteration counts equally in dB.
 """
 
 from typing import Dict, List, Tuple
@@ -34,6 +40,7 @@ from tfc_codecs.layers.precision import Conv2D
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
 
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
+ITERATION_LOSSES = ("l1", "log-mse")  # See the module docstring.
 PRECISION = 16  # Range-coder precision for the binary tables.
 
 
@@ -46,6 +53,7 @@ class RnnCodec(Codec):
   needs_lambda = False
   default_iterations = 8
   tile_size = 1024  # Part of the file format: tiles are coded independently.
+  iteration_loss = "l1"  # In training: one of ITERATION_LOSSES.
 
   def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",
                reconstruction: str = "additive", max_iterations: int = 16,
@@ -160,17 +168,21 @@ class RnnCodec(Codec):
     return (reconstructions[-1] + 0.5) * 255., tf.fill([tf.shape(x)[0]], tf.add_n(bits) / batch)
 
   def training_loss(self, x, lmbda, distortion="mse"):
-    """Mean over iterations of the L1 residual (0..1 scale), plus the context
-    model's code length (which trains only the context model)."""
+    """Distortion over the unrolled iterations (`iteration_loss`), plus the
+    context model's code length (which trains only the context model)."""
     del lmbda, distortion  # The rate is set by the number of iterations.
     x01 = x / 255. - 0.5
     reconstructions, bits = self._iterate(x01, self.train_iterations, training=True)
-    l1 = tf.add_n([tf.reduce_mean(tf.abs(x01 - r)) for r in reconstructions])
-    l1 /= len(reconstructions)
+    if self.iteration_loss == "log-mse":
+      mses = [tf.reduce_mean(tf.math.squared_difference(x01, r)) for r in reconstructions]
+      distortion_loss = tf.add_n([tf.math.log(m) for m in mses]) / len(mses)
+    else:
+      distortion_loss = tf.add_n(
+          [tf.reduce_mean(tf.abs(x01 - r)) for r in reconstructions]) / len(reconstructions)
     num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
     bpp = tf.add_n(bits) / num_pixels
     mse = tf.reduce_mean(tf.math.squared_difference(x01, reconstructions[-1])) * 255. ** 2
-    return l1 + 1e-3 * bpp, dict(bpp=bpp, mse=mse, psnr=psnr(mse))
+    return distortion_loss + 1e-3 * bpp, dict(bpp=bpp, mse=mse, psnr=psnr(mse))
 
   # Range-coding tables --------------------------------------------------
   def freeze(self) -> None:
