@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 import tfc_codecs
-from tfc_codecs import container
+from tfc_codecs import container, range_coding
 from tfc_codecs.codecs.rnn import RnnCodec, pack_bits, unpack_bits
 from tfc_codecs.errors import CodecError
 from tfc_codecs.evaluation import metrics
@@ -18,6 +18,8 @@ from tfc_codecs.layers.recurrent import Binarizer, ConvGRU, ConvLSTM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RNN = os.path.join(ROOT, "testdata", "models", "rnn_tiny")
+PREVIOUS_RNN = os.path.join(ROOT, "testdata", "models", "rnn_previous_tiny")
+COMPAT = os.path.join(ROOT, "testdata", "compat")
 PHOTO = os.path.join(ROOT, "testdata", "images", "bsds_crop_0.png")
 
 
@@ -156,6 +158,52 @@ def test_odd_sizes(codec, shape):
   image = np.random.default_rng(3).integers(0, 256, shape + (3,), dtype=np.uint8)
   decoded = codec.decompress(codec.compress(image, quality=2))
   assert decoded.shape == shape + (3,)
+
+
+def raw_codes(codec, photo, iterations):
+  """The codes {0,1} [iterations, positions, bits] of the photo."""
+  payloads = container.parse(codec.compress(photo, quality=iterations, raw=True), 1 << 25).payloads
+  return np.stack([unpack_bits(tf.constant(p), [8 * len(p)]).numpy().reshape(-1, 32)
+                   for p in payloads])
+
+
+def test_channel_context_payloads_cost_their_information(codec, photo):
+  """Each payload is within a few bytes of the codes' information under the
+  frozen integer context model (recomputed here from its tables), which is
+  within 1% of the training model's float estimate; and below raw bits."""
+  net = codec.net
+  assert net.context == "channels"
+  codes = raw_codes(codec, photo, 4)
+  tables = net.entropy_tables()
+  rows = range_coding.split_rows(tables["cdf"])
+  p_one = np.array([(r[3] - r[2]) / 2. ** 16 for r in rows])  # [precision, 0, c0, c1, max]
+  weights, bias = tables["context_weights"], tables["context_bias"]
+  payloads = container.parse(codec.compress(photo, quality=4), 1 << 25).payloads
+  signs = 2 * codes - 1
+  previous = np.zeros_like(codes[0])
+  for t, payload in enumerate(payloads):
+    previous_signs = (2 * previous - 1) * (t > 0)
+    logits = bias[t] + np.concatenate([previous_signs, signs[t]], 1) @ weights.T
+    level = np.clip((logits + 32 * 16 + 8) // 16, 0, len(rows) - 1)
+    p = np.where(codes[t] == 1, p_one[level], 1. - p_one[level])
+    information = -np.log2(p).sum()
+    assert information - 8 < 8 * len(payload) < information + 8 * 4, t
+    assert 8 * len(payload) < 0.97 * codes[t].size, t
+    float_bits = float(net._code_bits(t, codes[t], previous))  # pylint: disable=protected-access
+    assert abs(float_bits - information) < 0.01 * information, t
+    previous = codes[t]
+
+
+def test_models_and_files_of_the_previous_context_model_decode_as_before(photo):
+  """rnn_previous_tiny was trained, and compat/rnn_previous_q3.* written, by
+  the code before the "channels" context model (commit 98b02dd)."""
+  old = tfc_codecs.load(PREVIOUS_RNN)
+  assert old.net.context == "previous"
+  with open(os.path.join(COMPAT, "rnn_previous_q3.tfci"), "rb") as f:
+    data = f.read()
+  expected = np.asarray(Image.open(os.path.join(COMPAT, "rnn_previous_q3.png")))
+  assert np.array_equal(old.decompress(data), expected)
+  assert old.compress(photo, quality=3) == data
 
 
 def test_bad_qualities_and_files(codec, photo):

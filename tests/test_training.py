@@ -18,10 +18,11 @@ from tfc_codecs.layers import precision
 TINY_FACTORIZED = os.path.join(MODELS, "factorized_tiny")
 
 
-# factorized_vr_shared_tiny predates per-quality priors: its conversion is
-# tested in test_variable_rate.py.
+# factorized_vr_shared_tiny predates per-quality priors (its conversion is
+# tested in test_variable_rate.py), rnn_previous_tiny the rnn's "channels"
+# context model (below).
 @pytest.mark.parametrize("name", sorted(set(os.listdir(MODELS))
-                                        - {"factorized_vr_shared_tiny"}))
+                                        - {"factorized_vr_shared_tiny", "rnn_previous_tiny"}))
 def test_init_from_starts_at_the_given_model(tmp_path, name):
   """Every weight of the model, e.g. each of the rnn's recurrent cells, carries over."""
   source_dir = os.path.join(MODELS, name)
@@ -62,6 +63,44 @@ def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
   assert resumed.net.config == first.net.config
   # The run's provenance keeps the model it started from.
   assert resumed.meta["provenance"]["init_from"] == TINY_FACTORIZED
+
+
+def test_init_from_a_previous_context_rnn_keeps_all_but_the_context_model(tmp_path):
+  source_dir = os.path.join(MODELS, "rnn_previous_tiny")
+  source = tfc_codecs.load(source_dir).net
+  out = training.train("rnn", None, str(tmp_path / "run"), train_glob=str(IMAGES),
+                       patch_size=32, batch_size=2, max_steps=1, learning_rate=1e-9,
+                       init_from=source_dir, log_every=1, printer=lambda _: None)
+  tuned = tfc_codecs.load(out).net
+  assert source.context == "previous" and tuned.context == "channels"
+  assert {k: v for k, v in tuned.config.items() if k != "context"} == {
+      k: v for k, v in source.config.items() if k != "context"}
+  shared = [v for v in source.trainable_weights if "context" not in v.name]
+  kept = [v for v in tuned.trainable_weights if "context" not in v.name]
+  assert len(kept) == len(shared) == len(tuned.trainable_weights) - 2
+  for a, b in zip(kept, shared):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6, err_msg=a.name)
+
+
+def test_runs_store_every_option_and_older_runs_resume_as_they_started(tmp_path):
+  """A new run records every model option (so a later default cannot change
+  it); a run stored before an option existed resumes with the value its
+  absence implies (the rnn's context model: "previous")."""
+  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, learning_rate=1e-4,
+                log_every=1, printer=lambda _: None)
+  options = dict(width=0.0625, train_iterations=1)
+  run = tmp_path / "new"
+  training.train("rnn", None, str(run), max_steps=1, model_config=options, **common)
+  stored = json.loads((run / "train_config.json").read_text())["model_config"]
+  assert stored["context"] == "channels" and stored["max_iterations"] == 16
+  run = tmp_path / "older"
+  training.train("rnn", None, str(run), max_steps=1,
+                 model_config=dict(options, context="previous"), **common)
+  config = json.loads((run / "train_config.json").read_text())
+  config["model_config"] = options  # As runs stored only the options given.
+  (run / "train_config.json").write_text(json.dumps(config))
+  out = training.train("rnn", None, str(run), max_steps=2, **common)
+  assert tfc_codecs.load(out).net.context == "previous"
 
 
 def test_resume_drops_the_logged_steps_past_its_checkpoint(tmp_path):

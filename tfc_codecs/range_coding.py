@@ -28,7 +28,7 @@ of symbols and the payload size, whatever the input; and a tiny file cannot
 claim a huge image.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -86,21 +86,61 @@ class RangeCoder(tf.Module):
         handle, tf.fill(tf.shape(bits), self._bit_index), bits)
     return gen_ops.entropy_encode_finalize(handle)
 
+  def encode_chunks(self, values: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
+    """Values and row indexes [chunks, n] -> scalar string that `decode_chunks`
+    decodes chunk by chunk (the rows of a chunk may depend on earlier chunks)."""
+    return self.encode(values, indexes)
+
   def decode(self, string: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
     """Inverse of `encode`: int32 values of `indexes`' shape. A corrupt
     payload gives wrong values or an InvalidArgumentError, in bounded time."""
     shape = tf.shape(indexes)
     indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
     string = tf.reshape(string, [])
-    budget = 8 * tf.strings.length(string) + _SLACK_BITS
     # Refused before any work that scales with the claimed size (a few bytes
     # claiming a huge image would otherwise keep the synthesis busy for minutes).
-    least = tf.reduce_sum(tf.gather(self._least_bits, indexes))
-    tf.debugging.assert_greater_equal(
-        tf.cast(budget, tf.float32), _INFORMATION_MARGIN * least,
-        message="shorter than the information its symbols carry")
-    handle = gen_ops.create_range_decoder(string, self._table)
+    handle = self._start_decoder(string, tf.reduce_sum(tf.gather(self._least_bits, indexes)))
     handle, main = gen_ops.entropy_decode_index(handle, indexes, tf.shape(indexes), tf.int32)
+    values = self._finish_decoder(handle, string, main, indexes)
+    return tf.reshape(values, shape)
+
+  def decode_chunks(self, string: tf.Tensor, num_chunks: int, chunk_size: tf.Tensor,
+                    chunk_indexes: Callable[[int, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+    """Inverse of `encode_chunks`: int32 values [num_chunks, chunk_size].
+    `chunk_indexes(k, decoded)` gives chunk k's rows [chunk_size] from the
+    chunks before it, decoded [k, chunk_size] (a value outside its row's table
+    shows there as the row's escape value; contexts computed from values
+    clipped to the tables agree on both sides)."""
+    string = tf.reshape(string, [])
+    least = tf.reduce_min(self._least_bits) * tf.cast(num_chunks * chunk_size, tf.float32)
+    handle = self._start_decoder(string, least)
+    main = tf.zeros([0, chunk_size], tf.int32)
+    indexes = tf.zeros([0, chunk_size], tf.int32)
+    for k in range(num_chunks):
+      rows = tf.reshape(tf.cast(chunk_indexes(k, main + tf.gather(self._offset, indexes)),
+                                tf.int32), [chunk_size])
+      handle, symbols = gen_ops.entropy_decode_index(handle, rows, [chunk_size], tf.int32)
+      main = tf.concat([main, symbols[None]], 0)
+      indexes = tf.concat([indexes, rows[None]], 0)
+    values = self._finish_decoder(handle, string, tf.reshape(main, [-1]),
+                                  tf.reshape(indexes, [-1]))
+    return tf.reshape(values, [num_chunks, chunk_size])
+
+  def _start_decoder(self, string, least_bits):
+    """A range decoder on `string`, refused if it is shorter than `least_bits`."""
+    tf.debugging.assert_greater_equal(
+        tf.cast(self._budget(string), tf.float32), _INFORMATION_MARGIN * least_bits,
+        message="shorter than the information its symbols carry")
+    return gen_ops.create_range_decoder(string, self._table)
+
+  @staticmethod
+  def _budget(string):
+    return 8 * tf.strings.length(string) + _SLACK_BITS
+
+  def _finish_decoder(self, handle, string, main, indexes):
+    """Decodes the escape section after the main symbols [n] of rows
+    `indexes` [n], checks the decoder's end; the values [n]."""
+    budget = self._budget(string)
     escape = tf.gather(self._escape, indexes)
     escaped = tf.equal(main, escape)
     count = tf.reduce_sum(tf.cast(escaped, tf.int32))
@@ -117,4 +157,4 @@ class RangeCoder(tf.Module):
                               message="range decoder check failed")
     magnitude, negative = read_escapes(bits, length)
     symbols = merge_escapes(main, escape, magnitude, negative)
-    return tf.reshape(symbols + tf.gather(self._offset, indexes), shape)
+    return symbols + tf.gather(self._offset, indexes)

@@ -51,7 +51,7 @@ than the least information its symbols carry is refused before decoding (a
 tiny file cannot claim a huge image).
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -77,16 +77,20 @@ def _stack(array: tf.TensorArray) -> tf.Tensor:
                  lambda: tf.zeros([0], array.dtype))
 
 
-def _grid(lanes, *columns):
+def _grid(lanes, *columns, chunks=1):
   """Flat per-symbol int64 columns -> [steps, lanes] grids, symbol i at
   (i div lanes, i mod lanes), padded with each column's fill value (the
-  one-symbol pad row) up to a multiple of _UNROLL steps."""
-  count = tf.size(columns[0][0], tf.int64)
+  one-symbol pad row) up to a multiple of _UNROLL steps. With `chunks`, the
+  columns are that many equal chunks, each gridded so and stacked in order
+  (a chunk's symbols all decode after the chunks before it)."""
+  chunks = tf.cast(chunks, tf.int64)
+  chunk_size = tf.size(columns[0][0], tf.int64) // chunks
   lanes = tf.maximum(lanes, 1)
-  steps = (count + lanes - 1) // lanes
+  steps = (chunk_size + lanes - 1) // lanes
   steps = (steps + _UNROLL - 1) // _UNROLL * _UNROLL
-  return [tf.reshape(tf.concat([tf.cast(x, tf.int64), tf.fill(
-      [steps * lanes - count], tf.constant(fill, tf.int64))], 0), tf.stack([steps, lanes]))
+  padding = [[0, 0], [0, steps * lanes - chunk_size]]
+  return [tf.reshape(tf.pad(tf.reshape(tf.cast(x, tf.int64), tf.stack([chunks, chunk_size])),
+                            padding, constant_values=fill), tf.stack([chunks * steps, lanes]))
           for x, fill in columns]
 
 
@@ -172,6 +176,15 @@ class StockCoder(tf.Module):
   @tf.function(reduce_retracing=True)
   def encode(self, values: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
     """int32 values and their row indexes (same shape) -> scalar string."""
+    return self._encode(values, indexes, chunks=1)
+
+  @tf.function(reduce_retracing=True)
+  def encode_chunks(self, values: tf.Tensor, indexes: tf.Tensor) -> tf.Tensor:
+    """Values and row indexes [chunks, n] -> scalar string that `decode_chunks`
+    decodes chunk by chunk (the rows of a chunk may depend on earlier chunks)."""
+    return self._encode(values, indexes, chunks=tf.shape(indexes)[0])
+
+  def _encode(self, values, indexes, chunks):
     values = tf.reshape(tf.cast(values, tf.int32), [-1])
     indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
     symbols = values - tf.gather(self._offset, indexes)
@@ -187,8 +200,10 @@ class StockCoder(tf.Module):
     tf.debugging.assert_less_equal(tf.size(values), MAX_LANES * MAX_STEPS,
                                    message="too many symbols for one payload")
     lanes = num_lanes(tf.size(values))
-    states, words = self._encode_lanes(
-        start, frequency, tf.gather(self._precision, indexes), lanes)
+    pad = self._pad_precision
+    grids = _grid(lanes, (start, 0), (frequency, 1 << pad),
+                  (tf.gather(self._precision, indexes), pad), chunks=chunks)
+    states, words = self._encode_lanes(*grids, lanes)
     unary = tf.scatter_nd(tf.cumsum(length)[:, None] - 1, tf.ones_like(length),
                           tf.reduce_sum(length)[None])
     return tf.strings.join([pack_bits(_state_bits(states)),
@@ -196,11 +211,8 @@ class StockCoder(tf.Module):
                             pack_bits(tf.concat([unary, bits], 0))])
 
   def _encode_lanes(self, start, frequency, precision, lanes):
-    """rANS-encodes the symbols [start, start + frequency) / 2**precision over
-    `lanes` lanes -> (final states [lanes], words in decoding order)."""
-    pad = self._pad_precision
-    start, frequency, precision = _grid(lanes, (start, 0), (frequency, 1 << pad),
-                                        (precision, pad))
+    """rANS-encodes the symbols [start, start + frequency) / 2**precision,
+    grids [steps, lanes] -> (final states [lanes], words in decoding order)."""
     steps = tf.shape(start)[0]
     # Renormalize at x >= limit, so that x stays below 2**(_LOWER_BITS + 16).
     limit = tf.bitwise.left_shift(frequency, _LOWER_BITS + 16 - precision)
@@ -229,14 +241,52 @@ class StockCoder(tf.Module):
     payload gives wrong values or an InvalidArgumentError, in bounded time."""
     shape = tf.shape(indexes)
     indexes = tf.reshape(tf.cast(indexes, tf.int32), [-1])
+    count = tf.size(indexes)
+    stream, states, lanes = self._start_decoder(
+        string, count, tf.reduce_sum(tf.gather(self._least_bits, indexes)))
+    words, num_words = self._words(stream)
+    rows, = _grid(lanes, (indexes, self._pad_row))
+    positions, states, read = self._decode_steps(states, 0, words, num_words, rows)
+    main = positions[:count] - tf.cast(tf.gather(self._start, indexes), tf.int32)
+    values = self._finish_decoder(stream, main, indexes, states, read, num_words)
+    return tf.reshape(values, shape)
+
+  def decode_chunks(self, string: tf.Tensor, num_chunks: int, chunk_size: tf.Tensor,
+                    chunk_indexes: Callable[[int, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+    """Inverse of `encode_chunks`: int32 values [num_chunks, chunk_size].
+    `chunk_indexes(k, decoded)` gives chunk k's rows [chunk_size] from the
+    chunks before it, decoded [k, chunk_size] (a value outside its row's table
+    shows there as the row's escape value; contexts computed from values
+    clipped to the tables agree on both sides)."""
+    count = num_chunks * chunk_size
+    least = tf.reduce_min(self._least_bits) * tf.cast(count, tf.float32)
+    stream, states, lanes = self._start_decoder(string, count, least)
+    words, num_words = self._words(stream)
+    main = tf.zeros([0, chunk_size], tf.int32)
+    indexes = tf.zeros([0, chunk_size], tf.int32)
+    read = tf.constant(0)
+    for k in range(num_chunks):
+      rows = tf.reshape(tf.cast(chunk_indexes(k, main + tf.gather(self._offset, indexes)),
+                                tf.int32), [chunk_size])
+      grid, = _grid(lanes, (rows, self._pad_row))
+      positions, states, read = self._decode_steps(states, read, words, num_words, grid)
+      symbols = positions[:chunk_size] - tf.cast(tf.gather(self._start, rows), tf.int32)
+      main = tf.concat([main, symbols[None]], 0)
+      indexes = tf.concat([indexes, rows[None]], 0)
+    values = self._finish_decoder(stream, tf.reshape(main, [-1]), tf.reshape(indexes, [-1]),
+                                  states, read, num_words)
+    return tf.reshape(values, [num_chunks, chunk_size])
+
+  def _start_decoder(self, string, count, least_bits):
+    """(stream after the states, lane states, lanes) of a payload of
+    `count` symbols; refused if it is shorter than `least_bits`."""
     data = byte_values(string)
     size = tf.size(data, tf.int64)
-    count = tf.size(indexes, tf.int64)
+    count = tf.cast(count, tf.int64)
     # Refused before any work that scales with the symbol count: rANS stores
     # at most 16 bits of information in each word and each lane's state.
-    least = tf.reduce_sum(tf.gather(self._least_bits, indexes))
     check = tf.debugging.Assert(
-        tf.cast(8 * size, tf.float32) >= _INFORMATION_MARGIN * least,
+        tf.cast(8 * size, tf.float32) >= _INFORMATION_MARGIN * least_bits,
         [tf.constant("shorter than the information its symbols carry")])
     with tf.control_dependencies([check, tf.debugging.assert_less_equal(
         count, tf.constant(MAX_LANES * MAX_STEPS, tf.int64),
@@ -246,23 +296,30 @@ class StockCoder(tf.Module):
     with tf.control_dependencies([tf.debugging.assert_less_equal(
         states_end, size, message="stock coder states run past the payload")]):
       stream = data[states_end:]
+    return stream, states, lanes
+
+  @staticmethod
+  def _words(stream):
+    """The u16 words of the stream (plus a 0 read past the end), and their count."""
     words = tf.reduce_sum(tf.reshape(stream[:tf.size(stream) // 2 * 2], [-1, 2])
                           * tf.constant([256, 1], tf.int64), 1)
-    main, read, ok = self._decode_lanes(states, words, indexes, lanes)
+    return tf.concat([words, [0]], 0), tf.size(words)
+
+  def _finish_decoder(self, stream, main, indexes, states, read, num_words):
+    """Checks the lanes' end and decodes the escape section; the values [n]."""
+    ok = (read <= num_words) & tf.reduce_all(tf.equal(states, 1 << _LOWER_BITS))
     with tf.control_dependencies([tf.debugging.assert_equal(
         ok, True, message="rANS check failed")]):
       main = tf.identity(main)  # The escapes are read only from a checked stream.
     escape = tf.gather(self._escape, indexes)
     magnitude, negative = self._read_section(stream[2 * read:], main, escape)
     symbols = merge_escapes(main, escape, magnitude, negative)
-    return tf.reshape(symbols + tf.gather(self._offset, indexes), shape)
+    return symbols + tf.gather(self._offset, indexes)
 
-  def _decode_lanes(self, states, words, indexes, lanes):
-    """Main symbols [n] of the rows `indexes`, the number of words read, and
-    whether the lanes ended in the encoder's initial state having read no
-    more words than there are."""
-    count = tf.size(indexes)
-    rows, = _grid(lanes, (tf.cast(indexes, tf.int64), self._pad_row))
+  def _decode_steps(self, states, read, words, num_words, rows):
+    """Decodes the steps of a row grid [steps, lanes] from lane states having
+    read `read` words -> (flat table positions [steps * lanes], states, read)."""
+    rows = tf.cast(rows, tf.int64)
     base = rows * _ROW_STRIDE
     if self._uniform_precision:  # Shifts and masks are constants.
       precision = lambda _: self._uniform_precision
@@ -271,8 +328,6 @@ class StockCoder(tf.Module):
       precision_grid = tf.gather(self._precision, rows)
       mask_grid = tf.bitwise.left_shift(tf.ones_like(precision_grid), precision_grid) - 1
       precision, mask = precision_grid.__getitem__, mask_grid.__getitem__
-    num_words = tf.size(words)
-    words = tf.concat([words, [0]], 0)  # Reads past the end (corrupt input) get 0.
     # The row position p of a key: flat[p] <= key < flat[p + 1] (flat[0] = 0).
     flat, upper, frequency = self._flat, self._flat[1:], self._frequency
     lower = tf.constant(1 << _LOWER_BITS, tf.int64)
@@ -285,6 +340,7 @@ class StockCoder(tf.Module):
             key - tf.gather(flat, position))
         need = x < lower
         take = tf.cast(need, tf.int32)
+        # Reads past the end (corrupt input) get the trailing 0.
         word = tf.gather(words, tf.minimum(read + tf.cumsum(take, exclusive=True), num_words))
         x = tf.where(need, tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, 16), word), x)
         read += tf.reduce_sum(take)
@@ -294,11 +350,8 @@ class StockCoder(tf.Module):
     steps = tf.shape(rows)[0]
     _, states, read, positions = tf.while_loop(
         lambda k, *_: k < steps, step,
-        (tf.constant(0), states, tf.constant(0), tf.TensorArray(tf.int32, size=steps)))
-    positions = _stack(positions)[:count]
-    main = positions - tf.cast(tf.gather(self._start, indexes), tf.int32)
-    ok = (read <= num_words) & tf.reduce_all(tf.equal(states, lower))
-    return main, read, ok
+        (tf.constant(0), states, tf.convert_to_tensor(read), tf.TensorArray(tf.int32, size=steps)))
+    return _stack(positions), states, read
 
   @staticmethod
   def _read_section(section, main, escape):

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
+from tfc_codecs.codecs.base import Codec
 from tfc_codecs.codecs.rnn import ITERATION_LOSSES
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
@@ -45,15 +46,18 @@ def _lr_at(step: int, max_steps: int, base: float, decay_start: float,
 
 
 def _fixed_config(train_dir: str, config: Dict[str, Any],
-                  init_from: Optional[str]) -> Dict[str, Any]:
-  """Stores the run's model config (and the model it started from) at the
-  first start; on resume returns the stored one, checking that the options
-  given now (model options may be left out or repeated) agree with it."""
+                  init_from: Optional[str], cls) -> Dict[str, Any]:
+  """Stores the run's model config, with every option of codec class `cls`
+  (and the model it started from), at the first start; on resume returns the
+  stored one, checking that the options given now (model options may be left
+  out or repeated) agree with it. An option newer than the stored run takes
+  the value its absence implies (`stored_config_defaults`)."""
   path = os.path.join(train_dir, "train_config.json")
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
-    stored_model = stored.get("model_config", {})
+    stored_model = {**cls.stored_config_defaults, **stored.get("model_config", {})}
+    stored["model_config"] = stored_model
     if (any(stored.get(k) != v for k, v in config.items() if k != "model_config")
         or any(stored_model.get(k) != v for k, v in config["model_config"].items())):
       raise CodecError(
@@ -61,7 +65,8 @@ def _fixed_config(train_dir: str, config: Dict[str, Any],
           "use a new --train_dir")
     return stored
   os.makedirs(train_dir, exist_ok=True)
-  config = dict(config, init_from=init_from)
+  config = dict(config, init_from=init_from,
+                model_config={**_constructor_defaults(cls), **config["model_config"]})
   with open(path, "w") as f:
     json.dump(config, f, indent=2, sort_keys=True)
   return config
@@ -100,6 +105,16 @@ def _constructor_options(cls) -> set:
       names.update(p.name for p in inspect.signature(klass.__init__).parameters.values()
                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
   return names
+
+
+def _constructor_defaults(cls) -> Dict[str, Any]:
+  """The default values of a codec class's constructor options (its codec bases')."""
+  defaults = {}
+  for klass in reversed(cls.__mro__):
+    if issubclass(klass, Codec) and "__init__" in vars(klass):
+      defaults.update({p.name: p.default for p in inspect.signature(
+          klass.__init__).parameters.values() if p.default is not p.empty})
+  return defaults
 
 
 def _inherited_config(source, target_class) -> Dict[str, Any]:
@@ -209,7 +224,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     model_config = {**inherited, **(model_config or {})}
   config = _fixed_config(train_dir, dict(
       model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
-      distortion=distortion), init_from)
+      distortion=distortion), init_from, cls)
   try:
     with precision.conv_dtype(conv_dtype):
       model = cls(**config["model_config"])

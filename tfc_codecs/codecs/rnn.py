@@ -14,10 +14,23 @@ every rate: quality = number of iterations, and the bitstream holds one
 payload per iteration, so a file cut after K payloads decodes to the K-step
 image.
 
-Bits are range coded with a learned context model: the probability that bit
-(iteration t, channel c) is +1 given the same bit of iteration t−1 (or no
-context at t=0), trained jointly (it sees the codes through a stop-gradient)
-and frozen into range-coding tables. A raw mode stores the bits packed.
+Bits are range coded with a learned context model (`context`), trained
+jointly (it sees the codes through a stop-gradient) and frozen into
+range-coding tables:
+- "channels" (new models): a logistic model per channel c of iteration t,
+  whose logit is a bias per (t, c) plus weighted ±1 bits of iteration t−1 at
+  the same position (all 32) and of channels 0..c−1 of iteration t there.
+  Frozen, its weights are integers (1/64 logit), so encoder and decoder
+  compute bit-identical contexts on any machine, and a logit picks one of 65
+  tables (logits −8, −7.75, ..., 8). Each iteration's payload codes channel
+  by channel, and the decoder decodes a channel at every position at once
+  (`decode_chunks` of the entropy coder). On BSDS500 codes this saves about
+  11% over raw bits, against 0.5% for "previous"
+  (`benchmarks/rnn_bit_context.py`).
+- "previous" (models made before it, which load and decode as they did): the
+  probability that bit (t, c) is 1 given the same bit of iteration t−1 (or
+  no context at t=0).
+A raw mode stores the bits packed.
 
 Training loss over the unrolled iterations (`iteration_loss`, set by
 `train --iteration_loss`): "l1", the paper's mean L1 residual, which weighs
@@ -40,8 +53,15 @@ from tfc_codecs.layers.precision import Conv2D
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
 
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
+CONTEXTS = ("previous", "channels")  # Bit context models, see the module docstring.
 ITERATION_LOSSES = ("l1", "log-mse")  # See the module docstring.
 PRECISION = 16  # Range-coder precision for the binary tables.
+LOGIT_UNITS = 64  # A frozen "channels" context weight is an integer number of 1/64 logits.
+LOGIT_LEVELS = 65  # Its tables: logits −8 to 8 in steps of 1/4 (16 units).
+# The "channels" weights are stored divided by this, so that they learn this
+# much faster than the transforms under the shared optimizer (Adam moves a
+# weight about the learning rate per step, whatever its gradient's scale).
+CONTEXT_LR_MULTIPLIER = 32.
 
 
 class RnnCodec(Codec):
@@ -54,15 +74,17 @@ class RnnCodec(Codec):
   default_iterations = 8
   tile_size = 1024  # Part of the file format: tiles are coded independently.
   iteration_loss = "l1"  # In training: one of ITERATION_LOSSES.
+  stored_config_defaults = {"context": "previous"}  # Models stored before "channels".
 
   def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",
                reconstruction: str = "additive", max_iterations: int = 16,
-               train_iterations: int = 8):
-    if cell not in CELLS or reconstruction not in RECONSTRUCTIONS:
-      raise CodecError(f"rnn: cell must be one of {sorted(CELLS)} and "
-                       f"reconstruction one of {RECONSTRUCTIONS}")
+               train_iterations: int = 8, context: str = "channels"):
+    if cell not in CELLS or reconstruction not in RECONSTRUCTIONS or context not in CONTEXTS:
+      raise CodecError(f"rnn: cell must be one of {sorted(CELLS)}, reconstruction one "
+                       f"of {RECONSTRUCTIONS} and context one of {CONTEXTS}")
     super().__init__(width=width, bits=bits, cell=cell, reconstruction=reconstruction,
-                     max_iterations=max_iterations, train_iterations=train_iterations)
+                     max_iterations=max_iterations, train_iterations=train_iterations,
+                     context=context)
     channels = lambda n: 4 * max(1, int(round(n * width / 4)))
     cell_class = CELLS[cell]
     self.bits = bits
@@ -71,6 +93,7 @@ class RnnCodec(Codec):
     self.default_quality = self.default_iterations
     self.train_iterations = train_iterations
     self.reconstruction = reconstruction
+    self.context = context
     self.encoder_conv = Conv2D(
         channels(64), 3, strides=2, padding="same", name="encoder_conv")
     self.encoder_cells = [
@@ -85,8 +108,16 @@ class RnnCodec(Codec):
         cell_class(channels(256), 3, 1, 3, name="decoder_rnn_3"),
         cell_class(channels(128), 3, 1, 3, name="decoder_rnn_4")]
     self.decoder_out = Conv2D(3, 1, name="decoder_out")
-    self.context_logits = self.add_weight(
-        name="context_logits", shape=[max_iterations, bits, 3], initializer="zeros")
+    if context == "previous":
+      self.context_logits = self.add_weight(
+          name="context_logits", shape=[max_iterations, bits, 3], initializer="zeros")
+    else:
+      self.context_bias = self.add_weight(
+          name="context_bias", shape=[max_iterations, bits], initializer="zeros")
+      self.context_weights = self.add_weight(  # [channel, previous bits + this iteration's].
+          name="context_weights", shape=[bits, 2 * bits], initializer="zeros")
+      self._context_mask = tf.constant(np.concatenate(
+          [np.ones([bits, bits]), np.tril(np.ones([bits, bits]), -1)], 1), tf.float32)
     self.log_gains = self.add_weight(
         name="log_gains", shape=[max_iterations], initializer="zeros",
         trainable=reconstruction == "scaled")
@@ -132,18 +163,22 @@ class RnnCodec(Codec):
       update /= self._gain(t)
     return x_hat + update, new_states
 
-  def _context_index(self, t, previous01):
-    """Table index per code: (iteration, channel, previous bit or none)."""
-    context = tf.where(t > 0, previous01, 2 * tf.ones_like(previous01))
-    channel = tf.range(self.bits)
-    return (t * self.bits + channel) * 3 + context
+  def code_logits(self, t, codes01: tf.Tensor, previous01: tf.Tensor) -> tf.Tensor:
+    """The context model's logits [..., bits] that each of the {0,1} codes
+    [..., bits] of iteration t is 1, given them and iteration t−1's."""
+    if self.context == "previous":
+      context = tf.where(t > 0, previous01, 2 * tf.ones_like(previous01))
+      index = (t * self.bits + tf.range(self.bits)) * 3 + context
+      return tf.gather(tf.reshape(self.context_logits, [-1]), index)
+    features = tf.concat([_signs(previous01) * tf.cast(t > 0, tf.float32), _signs(codes01)], -1)
+    weights = self.context_weights * self._context_mask
+    return CONTEXT_LR_MULTIPLIER * (tf.linalg.matvec(weights, features)
+                                    + tf.gather(self.context_bias, t))
 
   def _code_bits(self, t, codes01, previous01):
     """Information content in bits of {0,1} codes under the context model."""
-    logits = tf.gather(tf.reshape(self.context_logits, [-1]),
-                       self._context_index(t, previous01))
-    signs = 2. * tf.cast(codes01, tf.float32) - 1.
-    return tf.reduce_sum(tf.math.softplus(-signs * logits)) / np.log(2.)
+    logits = self.code_logits(t, codes01, previous01)
+    return tf.reduce_sum(tf.math.softplus(-_signs(codes01) * logits)) / np.log(2.)
 
   def _iterate(self, x, iterations, training):
     """x in [-0.5, 0.5] -> per-iteration reconstructions and code bits."""
@@ -186,19 +221,23 @@ class RnnCodec(Codec):
 
   # Range-coding tables --------------------------------------------------
   def freeze(self) -> None:
-    probabilities = tf.reshape(tf.sigmoid(self.context_logits), [-1])
-    probabilities = tf.clip_by_value(probabilities, 2. ** -12, 1. - 2. ** -12)
-    tables = []
-    for p in probabilities.numpy():
-      pmf = tf.constant([1. - p, p, 0.], tf.float32)
-      tables += [[-PRECISION], gen_ops.pmf_to_quantized_cdf(pmf, precision=PRECISION).numpy()]
-    self.set_entropy_tables(dict(cdf=np.concatenate(tables).astype(np.int32)))
+    if self.context == "previous":
+      self.set_entropy_tables(dict(cdf=_binary_tables(tf.sigmoid(self.context_logits))))
+      return
+    units = CONTEXT_LR_MULTIPLIER * LOGIT_UNITS
+    weights = self.context_weights * self._context_mask
+    self.set_entropy_tables(dict(
+        cdf=_binary_tables(tf.sigmoid((tf.range(LOGIT_LEVELS, dtype=tf.float32)
+                                       - LOGIT_LEVELS // 2) / 4.)),
+        context_weights=np.round(units * weights.numpy()).astype(np.int32),
+        context_bias=np.round(units * self.context_bias.numpy()).astype(np.int32)))
 
   def entropy_tables(self) -> Dict[str, np.ndarray]:
-    return dict(cdf=self.cdf.numpy())
+    return {k: v.numpy() for k, v in self._tables.items()}
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
-    self.cdf = tf.constant(tables["cdf"], tf.int32)
+    self._tables = {k: tf.constant(v, tf.int32) for k, v in tables.items()}
+    self.cdf = self._tables["cdf"]
     self.entropy_coder = make_coder(self.ops, tables["cdf"])
 
   @property
@@ -223,10 +262,55 @@ class RnnCodec(Codec):
             tf.minimum(self.tile_size, padded_shape[1] - left))
 
   def _code_context(self, t, previous01):
-    """Table index per code of a flat (position, channel) code vector."""
+    """"previous": table index per code of a flat (position, channel) code vector."""
     context = tf.where(t > 0, previous01, 2 * tf.ones_like(previous01))
     channel = tf.range(tf.size(previous01)) % self.bits
     return (t * self.bits + channel) * 3 + context
+
+  def _channel_logits(self, t, previous01):
+    """"channels": integer logits [positions, bits] of iteration t's codes
+    from iteration t−1's codes [positions, bits] (and the bias), before the
+    terms of the channels below."""
+    previous = _int_signs(previous01) * tf.cast(t > 0, tf.int32)
+    weights = self._tables["context_weights"][:, :self.bits]
+    return (tf.linalg.matmul(previous, weights, transpose_b=True)
+            + tf.gather(self._tables["context_bias"], t))
+
+  def _channel_table(self, logits):
+    """"channels": the table of integer logits."""
+    step = LOGIT_UNITS // 4
+    return tf.clip_by_value((logits + (LOGIT_LEVELS // 2) * step + step // 2) // step,
+                            0, LOGIT_LEVELS - 1)
+
+  def _encode_iteration(self, t, codes01, previous01):
+    """Payload of iteration t's {0,1} codes [positions, bits]."""
+    if self.context == "previous":
+      return self.entropy_coder.encode(
+          tf.reshape(codes01, [-1]), self._code_context(t, tf.reshape(previous01, [-1])))
+    lower = self._tables["context_weights"][:, self.bits:]
+    logits = (self._channel_logits(t, previous01)
+              + tf.linalg.matmul(_int_signs(codes01), lower, transpose_b=True))
+    return self.entropy_coder.encode_chunks(tf.transpose(codes01),
+                                            tf.transpose(self._channel_table(logits)))
+
+  def _decode_iteration(self, t, payload, previous01):
+    """Inverse of `_encode_iteration`: codes [positions, bits]. A corrupt
+    payload decodes to {0, 1} codes too (escapes are clipped)."""
+    if self.context == "previous":
+      codes01 = self.entropy_coder.decode(
+          payload, self._code_context(t, tf.reshape(previous01, [-1])))
+      return tf.clip_by_value(tf.reshape(codes01, tf.shape(previous01)), 0, 1)
+    base = self._channel_logits(t, previous01)
+    lower = self._tables["context_weights"][:, self.bits:]
+
+    def channel_table(c, decoded):  # decoded: channels < c, [c, positions].
+      signs = _int_signs(tf.minimum(decoded, 1))
+      return self._channel_table(base[:, c] + tf.linalg.matvec(signs, lower[c, :c],
+                                                               transpose_a=True))
+
+    codes01 = self.entropy_coder.decode_chunks(
+        payload, self.bits, tf.shape(previous01)[0], channel_table)
+    return tf.clip_by_value(tf.transpose(codes01), 0, 1)
 
   @staticmethod
   def _paste(canvas, tile, top, left):
@@ -261,14 +345,12 @@ class RnnCodec(Codec):
         canvas = self._paste(canvas, to_uint8((x_hat[0] + 0.5) * 255.), top, left)
     codes01 = tf.transpose(tile_codes.concat())  # [iterations, all tiles' codes]
     strings = tf.TensorArray(tf.string, size=iterations)
-    previous = tf.zeros_like(codes01[0])
+    previous = tf.zeros_like(tf.reshape(codes01[0], [-1, self.bits]))
     for t in tf.range(iterations):
-      if raw:
-        string = pack_bits(codes01[t])
-      else:
-        string = self.entropy_coder.encode(codes01[t], self._code_context(t, previous))
+      codes = tf.reshape(codes01[t], [-1, self.bits])
+      string = pack_bits(codes01[t]) if raw else self._encode_iteration(t, codes, previous)
       strings = strings.write(t, string)
-      previous = codes01[t]
+      previous = codes
     return strings.stack(), canvas[:height, :width]
 
   @tf.function(input_signature=[IMAGE_SPEC, tf.TensorSpec([], tf.int32)])
@@ -297,15 +379,13 @@ class RnnCodec(Codec):
     iterations = tf.size(payloads)
     count = tf.reduce_prod(padded_shape // 16) * self.bits
     codes_t = tf.TensorArray(tf.int32, size=iterations)
-    previous = tf.zeros([count], tf.int32)
+    previous = tf.zeros([count // self.bits, self.bits], tf.int32)
     for t in tf.range(iterations):
       if raw:
-        codes01 = unpack_bits(payloads[t], [count])
+        codes01 = tf.reshape(unpack_bits(payloads[t], [count]), [-1, self.bits])
       else:
-        # A corrupt payload may decode escapes: keep the codes binary.
-        codes01 = tf.clip_by_value(self.entropy_coder.decode(
-            payloads[t], self._code_context(t, previous)), 0, 1)
-      codes_t = codes_t.write(t, codes01)
+        codes01 = self._decode_iteration(t, payloads[t], previous)
+      codes_t = codes_t.write(t, tf.reshape(codes01, [-1]))
       previous = codes01
     codes01 = codes_t.stack()  # [iterations, all tiles' codes]
     # Canvas [H, W, 3], or [H, W, iterations, 3] with every step.
@@ -353,3 +433,23 @@ class RnnCodec(Codec):
 
   def _decompress_padded(self, payloads, padded_shape):
     raise NotImplementedError("use decompress(payloads, image_shape)")
+
+
+def _signs(codes01):
+  """{0, 1} codes -> float ±1."""
+  return 2. * tf.cast(codes01, tf.float32) - 1.
+
+
+def _int_signs(codes01):
+  """{0, 1} codes -> int32 ±1."""
+  return 2 * tf.cast(codes01, tf.int32) - 1
+
+
+def _binary_tables(probabilities: tf.Tensor) -> np.ndarray:
+  """Range-coding tables of P(code = 1) (any shape, flattened in order)."""
+  probabilities = tf.clip_by_value(tf.reshape(probabilities, [-1]), 2. ** -12, 1. - 2. ** -12)
+  tables = []
+  for p in probabilities.numpy():
+    pmf = tf.constant([1. - p, p, 0.], tf.float32)
+    tables += [[-PRECISION], gen_ops.pmf_to_quantized_cdf(pmf, precision=PRECISION).numpy()]
+  return np.concatenate(tables).astype(np.int32)
