@@ -4,7 +4,7 @@
 
 Codes all 16 iterations of every 40th BSDS500 photo (never Kodak), then
 measures bits per binary code, on the half of the images not used for fitting:
-- shipped: the model's own context model (same channel, previous iteration);
+- shipped: the model's own context model (`RnnCodec.code_logits`);
 - previous: a logistic model on all 32 bits of the previous iteration at the
   same position (parallel: every context is known before an iteration decodes);
 - previous+spatial: plus the same channel's previous-iteration 3x3 neighbours;
@@ -42,9 +42,19 @@ def image_codes(net, image, iterations):
   return np.stack(codes)
 
 
+def model_bits(net, codes):
+  """Bits [n, bits] of each code under the model's own context model."""
+  codes01 = tf.cast(codes > 0, tf.int32)
+  bits = []
+  for t in range(len(codes)):
+    previous = codes01[t - 1] if t else tf.zeros_like(codes01[0])
+    logits = net.code_logits(t, codes01[t], previous)
+    bits.append(tf.math.softplus(-tf.cast(codes[t], tf.float32) * logits) / np.log(2.))
+  return tf.reshape(tf.stack(bits), [-1, codes.shape[-1]]).numpy()
+
+
 def features(codes):
-  """Per code [n, bits, ...]: the three context feature sets, and the
-  shipped model's context (previous bit 0/1, or 2 at t = 0)."""
+  """Per code [n, bits, ...]: the three context feature sets."""
   iterations, height, width, bits = codes.shape
   previous = np.concatenate([np.zeros_like(codes[:1]), codes[:-1]])
   padded = np.pad(previous, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -55,11 +65,8 @@ def features(codes):
   lower_channels = (np.repeat(codes.reshape(n, 1, bits), bits, 1)
                     * np.tril(np.ones((bits, bits)), -1)[None])
   with_spatial = np.concatenate([same_position, spatial.reshape(n, bits, 9)], -1)
-  shipped = np.where(np.arange(iterations).repeat(height * width)[:, None] > 0,
-                     (previous.reshape(n, bits) > 0).astype(int), 2)
   return {"previous": same_position, "previous+spatial": with_spatial,
-          "previous+spatial+channels": np.concatenate([with_spatial, lower_channels], -1)
-          }, shipped
+          "previous+spatial+channels": np.concatenate([with_spatial, lower_channels], -1)}
 
 
 def fit_logistic(x, y, t, iterations, steps):
@@ -89,18 +96,14 @@ def main():
   sets, shipped, labels, steps, halves = {}, [], [], [], []
   for i, path in enumerate(paths):
     codes = image_codes(net, np.asarray(Image.open(path).convert("RGB")), iterations)
-    image_sets, image_shipped = features(codes)
-    for key, value in image_sets.items():
+    for key, value in features(codes).items():
       sets.setdefault(key, []).append(value.astype(np.float32))
-    shipped.append(image_shipped)
-    labels.append((codes.reshape(len(image_shipped), -1) > 0).astype(np.float32))
+    shipped.append(model_bits(net, codes))
+    labels.append((codes.reshape(len(shipped[-1]), -1) > 0).astype(np.float32))
     steps.append(np.arange(iterations).repeat(codes.shape[1] * codes.shape[2]))
-    halves.append(np.full(len(image_shipped), i % 2))
+    halves.append(np.full(len(shipped[-1]), i % 2))
   y, t, test = np.concatenate(labels), np.concatenate(steps), np.concatenate(halves) == 1
-  logits = net.context_logits.numpy()[t[:, None], np.arange(y.shape[1])[None],
-                                      np.concatenate(shipped)]
-  shipped_bits = np.log1p(np.exp(-(2 * y - 1) * logits)) / np.log(2)
-  results = {"shipped": float(shipped_bits[test].mean())}
+  results = {"shipped": float(np.concatenate(shipped)[test].mean())}
   for key, value in sets.items():
     x = np.concatenate(value)
     weights, biases = fit_logistic(x[~test], y[~test], t[~test], iterations, args.fit_steps)

@@ -105,26 +105,30 @@ class RangeCoder(tf.Module):
     return tf.reshape(values, shape)
 
   def decode_chunks(self, string: tf.Tensor, num_chunks: int, chunk_size: tf.Tensor,
-                    chunk_indexes: Callable[[int, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+                    chunk_indexes: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> tf.Tensor:
     """Inverse of `encode_chunks`: int32 values [num_chunks, chunk_size].
-    `chunk_indexes(k, decoded)` gives chunk k's rows [chunk_size] from the
-    chunks before it, decoded [k, chunk_size] (a value outside its row's table
-    shows there as the row's escape value; contexts computed from values
-    clipped to the tables agree on both sides)."""
+    `chunk_indexes(k, decoded)` gives the rows [chunk_size] of chunk k (a
+    scalar tensor) from the chunks before it, decoded [k, chunk_size] (a value
+    outside its row's table shows there as the row's escape value; contexts
+    computed from values clipped to the tables agree on both sides)."""
     string = tf.reshape(string, [])
     least = tf.reduce_min(self._least_bits) * tf.cast(num_chunks * chunk_size, tf.float32)
     handle = self._start_decoder(string, least)
-    main = tf.zeros([0, chunk_size], tf.int32)
-    indexes = tf.zeros([0, chunk_size], tf.int32)
-    for k in range(num_chunks):
-      rows = tf.reshape(tf.cast(chunk_indexes(k, main + tf.gather(self._offset, indexes)),
+    shape = tf.stack([num_chunks, chunk_size])
+
+    def decode_chunk(k, handle, main, indexes):
+      rows = tf.reshape(tf.cast(chunk_indexes(k, (main + tf.gather(self._offset, indexes))[:k]),
                                 tf.int32), [chunk_size])
       handle, symbols = gen_ops.entropy_decode_index(handle, rows, [chunk_size], tf.int32)
-      main = tf.concat([main, symbols[None]], 0)
-      indexes = tf.concat([indexes, rows[None]], 0)
+      return (k + 1, handle, tf.tensor_scatter_nd_update(main, [[k]], symbols[None]),
+              tf.tensor_scatter_nd_update(indexes, [[k]], rows[None]))
+
+    _, handle, main, indexes = tf.while_loop(
+        lambda k, *_: k < num_chunks, decode_chunk,
+        (tf.constant(0), handle, tf.zeros(shape, tf.int32), tf.zeros(shape, tf.int32)))
     values = self._finish_decoder(handle, string, tf.reshape(main, [-1]),
                                   tf.reshape(indexes, [-1]))
-    return tf.reshape(values, [num_chunks, chunk_size])
+    return tf.reshape(values, shape)
 
   def _start_decoder(self, string, least_bits):
     """A range decoder on `string`, refused if it is shorter than `least_bits`."""

@@ -252,30 +252,34 @@ class StockCoder(tf.Module):
     return tf.reshape(values, shape)
 
   def decode_chunks(self, string: tf.Tensor, num_chunks: int, chunk_size: tf.Tensor,
-                    chunk_indexes: Callable[[int, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+                    chunk_indexes: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> tf.Tensor:
     """Inverse of `encode_chunks`: int32 values [num_chunks, chunk_size].
-    `chunk_indexes(k, decoded)` gives chunk k's rows [chunk_size] from the
-    chunks before it, decoded [k, chunk_size] (a value outside its row's table
-    shows there as the row's escape value; contexts computed from values
-    clipped to the tables agree on both sides)."""
+    `chunk_indexes(k, decoded)` gives the rows [chunk_size] of chunk k (a
+    scalar tensor) from the chunks before it, decoded [k, chunk_size] (a value
+    outside its row's table shows there as the row's escape value; contexts
+    computed from values clipped to the tables agree on both sides)."""
     count = num_chunks * chunk_size
     least = tf.reduce_min(self._least_bits) * tf.cast(count, tf.float32)
     stream, states, lanes = self._start_decoder(string, count, least)
     words, num_words = self._words(stream)
-    main = tf.zeros([0, chunk_size], tf.int32)
-    indexes = tf.zeros([0, chunk_size], tf.int32)
-    read = tf.constant(0)
-    for k in range(num_chunks):
-      rows = tf.reshape(tf.cast(chunk_indexes(k, main + tf.gather(self._offset, indexes)),
+    shape = tf.stack([num_chunks, chunk_size])
+
+    def decode_chunk(k, states, read, main, indexes):
+      rows = tf.reshape(tf.cast(chunk_indexes(k, (main + tf.gather(self._offset, indexes))[:k]),
                                 tf.int32), [chunk_size])
       grid, = _grid(lanes, (rows, self._pad_row))
       positions, states, read = self._decode_steps(states, read, words, num_words, grid)
       symbols = positions[:chunk_size] - tf.cast(tf.gather(self._start, rows), tf.int32)
-      main = tf.concat([main, symbols[None]], 0)
-      indexes = tf.concat([indexes, rows[None]], 0)
+      return (k + 1, states, read, tf.tensor_scatter_nd_update(main, [[k]], symbols[None]),
+              tf.tensor_scatter_nd_update(indexes, [[k]], rows[None]))
+
+    _, states, read, main, indexes = tf.while_loop(
+        lambda k, *_: k < num_chunks, decode_chunk,
+        (tf.constant(0), states, tf.constant(0), tf.zeros(shape, tf.int32),
+         tf.zeros(shape, tf.int32)))
     values = self._finish_decoder(stream, tf.reshape(main, [-1]), tf.reshape(indexes, [-1]),
                                   states, read, num_words)
-    return tf.reshape(values, [num_chunks, chunk_size])
+    return tf.reshape(values, shape)
 
   def _start_decoder(self, string, count, least_bits):
     """(stream after the states, lane states, lanes) of a payload of
