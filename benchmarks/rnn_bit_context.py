@@ -5,14 +5,18 @@
 Codes all 16 iterations of every 40th BSDS500 photo (never Kodak), then
 measures bits per binary code, on the half of the images not used for fitting:
 - shipped: the model's own context model (`RnnCodec.code_logits`);
-- previous: a logistic model on all 32 bits of the previous iteration at the
-  same position (parallel: every context is known before an iteration decodes);
-- previous+spatial: plus the same channel's previous-iteration 3x3 neighbours;
-- previous+spatial+channels: plus the current iteration's lower channels at
-  the same position (decoding would be sequential over the 32 channels).
-The logistic models have one weight vector per channel and a bias per
-(iteration, channel), fitted by Adam on the other half of the images.
-Writes benchmarks/results/rnn_bit_context-<fingerprint>.json.
+- previous: all 32 bits of the previous iteration at the same position
+  (parallel: every context is known before an iteration decodes);
+- previous+spatial: all 32 previous-iteration bits at the 3x3 positions around;
+- channels: previous, plus the current iteration's lower channels at the same
+  position (the form of the "channels" context model, refitted here; it
+  decodes channel by channel, every position at once);
+- channels+neighbours: the previous iteration's 3x3 neighbourhood, plus the
+  current iteration's lower channels at the 3x3 positions around (still
+  channel by channel, every position at once).
+Each is a logistic model: convolutions of the {-1, 1} code maps (lower
+channels masked) plus a bias per (iteration, channel), fitted by Adam on the
+other half of the images. Writes benchmarks/results/rnn_bit_context-<fingerprint>.json.
 """
 
 import argparse
@@ -28,6 +32,10 @@ from common import BSDS500, ROOT, write_json
 from tfc_codecs import api  # pylint: disable=wrong-import-position
 from tfc_codecs.codecs.base import pad_to_multiple  # pylint: disable=wrong-import-position
 
+# Context models: (kernel size on the previous iteration, on the current one; 0 = unused).
+CONTEXTS = {"previous": (1, 0), "previous+spatial": (3, 0), "channels": (1, 1),
+            "channels+neighbours": (3, 3)}
+
 
 def image_codes(net, image, iterations):
   """Codes in {-1, 1}, [iterations, h/16, w/16, bits]."""
@@ -36,51 +44,56 @@ def image_codes(net, image, iterations):
   x_hat = tf.zeros_like(x)
   codes = []
   for t in range(iterations):
-    c, encoder_states = net._encode(x - x_hat, t, encoder_states, False)  # pylint: disable=protected-access
+    c, _, encoder_states = net._encode(x - x_hat, t, encoder_states, False)  # pylint: disable=protected-access
     x_hat, decoder_states = net._decode(c, t, x_hat, decoder_states)  # pylint: disable=protected-access
     codes.append(c.numpy()[0])
-  return np.stack(codes)
+  return np.stack(codes).astype(np.float32)
 
 
 def model_bits(net, codes):
-  """Bits [n, bits] of each code under the model's own context model."""
+  """Total bits of the codes under the model's own context model."""
   codes01 = tf.cast(codes > 0, tf.int32)
   bits = []
   for t in range(len(codes)):
     previous = codes01[t - 1] if t else tf.zeros_like(codes01[0])
     logits = net.code_logits(t, codes01[t], previous)
     bits.append(tf.math.softplus(-tf.cast(codes[t], tf.float32) * logits) / np.log(2.))
-  return tf.reshape(tf.stack(bits), [-1, codes.shape[-1]]).numpy()
+  return float(tf.reduce_sum(tf.stack(bits)))
 
 
-def features(codes):
-  """Per code [n, bits, ...]: the three context feature sets."""
-  iterations, height, width, bits = codes.shape
-  previous = np.concatenate([np.zeros_like(codes[:1]), codes[:-1]])
-  padded = np.pad(previous, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  spatial = np.stack([padded[:, dy:dy + height, dx:dx + width]
-                      for dy in range(3) for dx in range(3)], -1)
-  n = iterations * height * width
-  same_position = np.repeat(previous.reshape(n, 1, bits), bits, 1)
-  lower_channels = (np.repeat(codes.reshape(n, 1, bits), bits, 1)
-                    * np.tril(np.ones((bits, bits)), -1)[None])
-  with_spatial = np.concatenate([same_position, spatial.reshape(n, bits, 9)], -1)
-  return {"previous": same_position, "previous+spatial": with_spatial,
-          "previous+spatial+channels": np.concatenate([with_spatial, lower_channels], -1)}
+class Logistic(tf.Module):
+  """Logits [iterations, h, w, bits] of a context model on code maps."""
+
+  def __init__(self, iterations, bits, previous_kernel, current_kernel):
+    super().__init__()
+    self.previous = tf.Variable(tf.zeros([previous_kernel, previous_kernel, bits, bits]))
+    self.current = (tf.Variable(tf.zeros([current_kernel, current_kernel, bits, bits]))
+                    if current_kernel else None)
+    self.lower = tf.constant(np.triu(np.ones([bits, bits]), 1), tf.float32)  # [c', c]: c' < c.
+    self.bias = tf.Variable(tf.zeros([iterations, bits]))
+
+  def __call__(self, codes):
+    previous = tf.concat([tf.zeros_like(codes[:1]), codes[:-1]], 0)
+    logits = tf.nn.conv2d(previous, self.previous, 1, "SAME") + self.bias[:, None, None, :]
+    if self.current is not None:
+      logits += tf.nn.conv2d(codes, self.current * self.lower, 1, "SAME")
+    return logits
 
 
-def fit_logistic(x, y, t, iterations, steps):
-  """Weights [bits, d] and biases [iterations, bits] of a logistic model."""
-  bits, dims = x.shape[1], x.shape[2]
-  weights = tf.Variable(tf.zeros([bits, dims]))
-  biases = tf.Variable(tf.zeros([iterations, bits]))
+def mean_bits(model, code_maps):
+  """Mean bits per code of `model` over a list of code maps."""
+  total = tf.add_n([tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+      tf.cast(c > 0, tf.float32), model(c))) for c in code_maps])
+  return total / sum(c.size for c in code_maps) / np.log(2.)
+
+
+def fit(model, code_maps, steps):
   optimizer = tf.keras.optimizers.Adam(0.05)
+  step = tf.function(lambda: optimizer.minimize(lambda: mean_bits(model, code_maps),
+                                                model.trainable_variables))
   for _ in range(steps):
-    with tf.GradientTape() as tape:
-      logits = tf.einsum("ncd,cd->nc", x, weights) + tf.gather(biases, t)
-      loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, logits))
-    optimizer.apply_gradients(zip(tape.gradient(loss, [weights, biases]), [weights, biases]))
-  return weights, biases
+    step()
+  return model
 
 
 def main():
@@ -93,29 +106,21 @@ def main():
   net = codec.net
   iterations = net.max_iterations
   paths = sorted(glob.glob(os.path.join(BSDS500, "*.jpg")))[::40][:args.images]
-  sets, shipped, labels, steps, halves = {}, [], [], [], []
-  for i, path in enumerate(paths):
-    codes = image_codes(net, np.asarray(Image.open(path).convert("RGB")), iterations)
-    for key, value in features(codes).items():
-      sets.setdefault(key, []).append(value.astype(np.float32))
-    shipped.append(model_bits(net, codes))
-    labels.append((codes.reshape(len(shipped[-1]), -1) > 0).astype(np.float32))
-    steps.append(np.arange(iterations).repeat(codes.shape[1] * codes.shape[2]))
-    halves.append(np.full(len(shipped[-1]), i % 2))
-  y, t, test = np.concatenate(labels), np.concatenate(steps), np.concatenate(halves) == 1
-  results = {"shipped": float(np.concatenate(shipped)[test].mean())}
-  for key, value in sets.items():
-    x = np.concatenate(value)
-    weights, biases = fit_logistic(x[~test], y[~test], t[~test], iterations, args.fit_steps)
-    test_logits = tf.einsum("ncd,cd->nc", x[test], weights) + tf.gather(biases, t[test])
-    results[key] = float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-        y[test], test_logits)) / np.log(2))
+  code_maps = [image_codes(net, np.asarray(Image.open(p).convert("RGB")), iterations)
+               for p in paths]
+  fitting, testing = code_maps[0::2], code_maps[1::2]
+  test_codes = sum(c.size for c in testing)
+  results = {"shipped": sum(model_bits(net, c) for c in testing) / test_codes}
+  for key, kernels in CONTEXTS.items():
+    model = fit(Logistic(iterations, net.bits, *kernels), fitting, args.fit_steps)
+    results[key] = float(mean_bits(model, testing))
   for key, value in results.items():
     print(f"{key:28s} {value:.4f} bits per code ({100 * (1 - value):.1f}% under raw)")
   fingerprint = codec.meta["fingerprint"]
   write_json(os.path.join(ROOT, "benchmarks", "results", f"rnn_bit_context-{fingerprint}.json"),
              dict(model=args.model, fingerprint=fingerprint, images=[os.path.basename(p) for p in paths],
-                  codes=int(y.size), test_codes=int(y[test].size), fit_steps=args.fit_steps,
+                  codes=int(sum(c.size for c in code_maps)),
+                  test_codes=test_codes, fit_steps=args.fit_steps,
                   bits_per_code=results))
 
 

@@ -47,6 +47,10 @@ def test_binarizer_straight_through_and_deterministic():
   assert np.array_equal(first.numpy(), second.numpy())
   expected = np.where(np.tanh(layer.conv(x).numpy()) >= 0, 1., -1.)
   assert np.array_equal(first.numpy(), expected)
+  # The bits inference codes are the signs, in training too.
+  samples, bits01 = layer.binarize(x, training=True)
+  assert np.array_equal(bits01.numpy(), (expected > 0).astype(np.int32))
+  assert not np.array_equal(samples.numpy(), expected)
 
 
 def test_stochastic_binarizer_is_unbiased():
@@ -257,3 +261,19 @@ def test_training_loss_is_the_chosen_mean_over_iterations(iteration_loss):
     want = np.mean([np.log(np.square(e).mean()) for e in errors])
   want += 1e-3 * float(tf.add_n(bits)) / (2 * 32 * 32)
   assert float(loss) == pytest.approx(want, rel=1e-4)
+
+
+def test_context_model_learns_from_the_bits_inference_codes():
+  """In training the decoder gets stochastic codes, but the context model's
+  code length is that of the signs, which inference codes: at iteration 0
+  (input = the image) it is the same whatever the binarizer draws, and equals
+  the inference-mode code length."""
+  model = RnnCodec(width=0.0625, train_iterations=1)
+  model.context_bias.assign(tf.random.normal(model.context_bias.shape, seed=3) / 8.)
+  x = tf.random.uniform([2, 32, 32, 3], -0.5, 0.5, seed=1)
+  lengths = []
+  for seed in (1, 2):
+    tf.random.set_seed(seed)
+    lengths.append(float(model._iterate(x, 1, training=True)[1][0]))  # pylint: disable=protected-access
+  inference = float(model._iterate(x, 1, training=False)[1][0])  # pylint: disable=protected-access
+  assert lengths[0] == lengths[1] == pytest.approx(inference, rel=1e-6)

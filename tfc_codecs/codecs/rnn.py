@@ -15,8 +15,9 @@ payload per iteration, so a file cut after K payloads decodes to the K-step
 image.
 
 Bits are range coded with a learned context model (`context`), trained
-jointly (it sees the codes through a stop-gradient) and frozen into
-range-coding tables:
+jointly and frozen into range-coding tables. It learns from the bits that
+inference codes (the signs of the binarizer's input), not from training's
+stochastic codes, which are less predictable; it cannot move the transforms:
 - "channels" (new models): a logistic model per channel c of iteration t,
   whose logit is a bias per (t, c) plus weighted ±1 bits of iteration t−1 at
   the same position (all 32) and of channels 0..c−1 of iteration t there.
@@ -140,6 +141,7 @@ class RnnCodec(Codec):
     return tf.exp(tf.gather(self.log_gains, t))
 
   def _encode(self, residual, t, states, training):
+    """(codes ±1 for the decoder, the {0, 1} bits inference codes, states)."""
     if self.reconstruction == "scaled":
       residual *= self._gain(t)
     y = self.encoder_conv(residual)
@@ -147,7 +149,8 @@ class RnnCodec(Codec):
     for cell, state in zip(self.encoder_cells, states):
       y, state = cell(y, state)
       new_states.append(state)
-    return self.binarizer(y, training=training), new_states
+    codes, bits01 = self.binarizer.binarize(y, training=training)
+    return codes, bits01, new_states
 
   def _decode(self, codes, t, x_hat, states):
     y = self.decoder_conv(codes)
@@ -188,9 +191,8 @@ class RnnCodec(Codec):
                                    [self.bits]], 0), tf.int32)
     reconstructions, bits = [], []
     for t in range(iterations):
-      codes, encoder_states = self._encode(x - x_hat, t, encoder_states, training)
+      codes, codes01, encoder_states = self._encode(x - x_hat, t, encoder_states, training)
       x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
-      codes01 = tf.cast(tf.stop_gradient(codes) > 0, tf.int32)
       bits.append(self._code_bits(t, codes01, previous))
       previous = codes01
       reconstructions.append(x_hat)
@@ -337,9 +339,9 @@ class RnnCodec(Codec):
       x_hat = tf.zeros_like(tile)
       codes_t = tf.TensorArray(tf.int32, size=iterations)
       for t in tf.range(iterations):
-        codes, encoder_states = self._encode(tile - x_hat, t, encoder_states, False)
+        codes, codes01, encoder_states = self._encode(tile - x_hat, t, encoder_states, False)
         x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
-        codes_t = codes_t.write(t, tf.reshape(tf.cast(codes > 0, tf.int32), [-1]))
+        codes_t = codes_t.write(t, tf.reshape(codes01, [-1]))
       tile_codes = tile_codes.write(index, tf.transpose(codes_t.stack()))
       if reconstruction:
         canvas = self._paste(canvas, to_uint8((x_hat[0] + 0.5) * 255.), top, left)

@@ -77,10 +77,17 @@ class Binarizer(tf.keras.layers.Layer):
     self.conv = Conv2D(bits, 1, use_bias=False, name="conv")
 
   def call(self, x, training=False):
+    return self.binarize(x, training)[0]
+
+  def binarize(self, x, training=False):
+    """(codes ±1 for the decoder, stochastic in training; the {0, 1} int32
+    bits that inference codes for the same input, i.e. the signs)."""
     x = tf.tanh(self.conv(x))
+    signs = tf.where(x >= 0., 1., -1.)
     if training:
       probability = (1. + x) / 2.
       sample = tf.where(tf.random.uniform(tf.shape(x)) < probability, 1., -1.)
     else:
-      sample = tf.where(x >= 0., 1., -1.)
-    return sample + (x - tf.stop_gradient(x))  # Exactly ±1, gradient of x.
+      sample = signs
+    codes = sample + (x - tf.stop_gradient(x))  # Exactly ±1, gradient of x.
+    return codes, tf.cast(signs > 0, tf.int32)
