@@ -48,9 +48,11 @@ def test_binarizer_straight_through_and_deterministic():
   expected = np.where(np.tanh(layer.conv(x).numpy()) >= 0, 1., -1.)
   assert np.array_equal(first.numpy(), expected)
   # The bits inference codes are the signs, in training too.
-  samples, bits01 = layer.binarize(x, training=True)
+  samples, bits01 = layer.binarize(x, stochastic=True)
   assert np.array_equal(bits01.numpy(), (expected > 0).astype(np.int32))
   assert not np.array_equal(samples.numpy(), expected)
+  signs, _ = layer.binarize(x, stochastic=False)
+  assert np.array_equal(signs.numpy(), expected)
 
 
 def test_stochastic_binarizer_is_unbiased():
@@ -277,3 +279,24 @@ def test_context_model_learns_from_the_bits_inference_codes():
     lengths.append(float(model._iterate(x, 1, training=True)[1][0]))  # pylint: disable=protected-access
   inference = float(model._iterate(x, 1, training=False)[1][0])  # pylint: disable=protected-access
   assert lengths[0] == lengths[1] == pytest.approx(inference, rel=1e-6)
+
+
+def test_sign_binarization_trains_on_the_codes_inference_sends():
+  """With `binarization = "sign"` the training forward pass is inference's,
+  whatever the random seed, with a straight-through gradient to the encoder;
+  the paper's stochastic binarization differs from it."""
+  model = RnnCodec(width=0.0625, train_iterations=3)
+  x = tf.random.uniform([2, 32, 32, 3], -0.5, 0.5, seed=1)
+  inference = model._iterate(x, 3, training=False)[0][-1].numpy()  # pylint: disable=protected-access
+  tf.random.set_seed(1)
+  stochastic = model._iterate(x, 3, training=True)[0][-1].numpy()  # pylint: disable=protected-access
+  assert not np.allclose(stochastic, inference)
+  model.binarization = "sign"
+  for seed in (1, 2):
+    tf.random.set_seed(seed)
+    with tf.GradientTape() as tape:
+      reconstruction = model._iterate(x, 3, training=True)[0][-1]  # pylint: disable=protected-access
+      loss = tf.reduce_mean(tf.abs(x - reconstruction))
+    np.testing.assert_array_equal(reconstruction.numpy(), inference)
+  gradient = tape.gradient(loss, model.encoder_conv.trainable_variables[0])
+  assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0

@@ -180,17 +180,20 @@ def test_transform_codec_options_are_recorded_and_refused_where_they_do_not_appl
     training.train("factorized", 0.01, str(tmp_path / "bad"), **{option: unknown}, **common)
 
 
-def test_iteration_loss_is_recorded_and_refused_where_it_does_not_apply(tmp_path):
+@pytest.mark.parametrize("option, value, bad", [("iteration_loss", "log-mse", "l2"),
+                                               ("binarization", "sign", "round")])
+def test_rnn_training_options_are_recorded_and_refused_where_they_do_not_apply(
+    tmp_path, option, value, bad):
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, max_steps=1,
                 learning_rate=1e-9, log_every=1, printer=lambda _: None)
-  out = training.train("rnn", None, str(tmp_path / "rnn"), iteration_loss="log-mse",
+  out = training.train("rnn", None, str(tmp_path / "rnn"), **{option: value},
                        init_from=os.path.join(MODELS, "rnn_tiny"), **common)
-  assert tfc_codecs.load(out).meta["provenance"]["iteration_loss"] == "log-mse"
+  assert tfc_codecs.load(out).meta["provenance"][option] == value
   with pytest.raises(CodecError, match="applies to rnn"):
-    training.train("factorized", 0.01, str(tmp_path / "factorized"),
-                   iteration_loss="log-mse", **common)
+    training.train("factorized", 0.01, str(tmp_path / "factorized"), **{option: value},
+                   **common)
   with pytest.raises(CodecError, match="one of"):
-    training.train("rnn", None, str(tmp_path / "bad"), iteration_loss="l2", **common)
+    training.train("rnn", None, str(tmp_path / "bad"), **{option: bad}, **common)
 
 
 def test_rate_fitted_to_rounded_is_the_noisy_rate_but_fits_the_density_to_rounded_values():

@@ -282,7 +282,8 @@ def cmd_train(args) -> int:
       model_config=model_config or None,
       checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
       quantization=args.quantization, density_fit=args.density_fit,
-      conv_dtype=args.conv_dtype, iteration_loss=args.iteration_loss, seed=args.seed,
+      conv_dtype=args.conv_dtype, iteration_loss=args.iteration_loss,
+      binarization=args.binarization, seed=args.seed,
       printer=lambda line: print(line, flush=True))
   return 0
 
@@ -322,6 +323,9 @@ def _add_train_parser(subparsers) -> None:
                  help="rnn: mean L1 residual over the iterations (the paper's), or mean "
                  "log MSE, which weighs every iteration's PSNR equally. May change "
                  "between resumes.")
+  p.add_argument("--binarization", default="stochastic", choices=("stochastic", "sign"),
+                 help="rnn: binarize codes in training stochastically (the paper's), "
+                 "or by sign, as inference does. May change between resumes.")
   p.add_argument("--patch_size", type=int, default=256)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--max_steps", type=int, default=100000)

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
 from tfc_codecs.codecs.base import Codec
-from tfc_codecs.codecs.rnn import ITERATION_LOSSES
+from tfc_codecs.codecs.rnn import BINARIZATIONS, ITERATION_LOSSES
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
 
@@ -178,7 +178,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
           checkpoint_minutes: float = 5., log_every: int = 100,
           quantization: str = "noise", density_fit: str = "noisy",
           conv_dtype: str = "float32", iteration_loss: str = "l1",
-          seed: Optional[int] = None, printer=print) -> str:
+          binarization: str = "stochastic", seed: Optional[int] = None, printer=print) -> str:
   """Trains (or resumes) a run and returns the path of the exported model."""
   cls = registry.codec_class(model_type)
   if lmbda is None and cls.needs_lambda:
@@ -206,6 +206,10 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     raise CodecError(f"--iteration_loss must be one of {ITERATION_LOSSES}")
   if iteration_loss != "l1" and not hasattr(cls, "iteration_loss"):
     raise CodecError(f"--iteration_loss {iteration_loss} applies to rnn, not {model_type}")
+  if binarization not in BINARIZATIONS:
+    raise CodecError(f"--binarization must be one of {BINARIZATIONS}")
+  if binarization != "stochastic" and not hasattr(cls, "binarization"):
+    raise CodecError(f"--binarization {binarization} applies to rnn, not {model_type}")
   if conv_dtype not in precision.CONV_DTYPES:
     raise CodecError(f"--conv_dtype must be one of {precision.CONV_DTYPES}")
   if seed is not None:
@@ -238,6 +242,8 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     model.density_fit = density_fit
   if iteration_loss != "l1":
     model.iteration_loss = iteration_loss
+  if binarization != "stochastic":
+    model.binarization = binarization
 
   optimizer = tf.keras.optimizers.Adam(
       learning_rate=learning_rate, global_clipnorm=clip_norm or None)
@@ -331,7 +337,7 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       command=" ".join(["tfc_codecs"] + sys.argv[1:]),
       data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
       distortion=distortion, quantization=quantization, density_fit=density_fit,
-      conv_dtype=conv_dtype, iteration_loss=iteration_loss,
+      conv_dtype=conv_dtype, iteration_loss=iteration_loss, binarization=binarization,
       steps=int(step),
       patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
       warmup_steps=warmup_steps,

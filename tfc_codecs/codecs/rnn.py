@@ -38,6 +38,11 @@ Training loss over the unrolled iterations (`iteration_loss`, set by
 the early iterations' large residuals most; or "log-mse", the mean over
 iterations of log MSE, i.e. minus the mean PSNR of every rate point the model
 serves, so each iteration counts equally in dB.
+
+Binarization in training (`binarization`, set by `train --binarization`):
+"stochastic", the paper's, whose late-iteration codes flip often (a noisy
+channel the decoder learns to distrust), or "sign", the codes inference sends,
+so training sees exactly the noiseless channel it will be used with.
 """
 
 from typing import Dict, List, Tuple
@@ -56,6 +61,7 @@ from tfc_codecs.layers.recurrent import CELLS, Binarizer
 RECONSTRUCTIONS = ("one-shot", "additive", "scaled")
 CONTEXTS = ("previous", "channels")  # Bit context models, see the module docstring.
 ITERATION_LOSSES = ("l1", "log-mse")  # See the module docstring.
+BINARIZATIONS = ("stochastic", "sign")  # Training's binarization, see the module docstring.
 PRECISION = 16  # Range-coder precision for the binary tables.
 LOGIT_UNITS = 64  # A frozen "channels" context weight is an integer number of 1/64 logits.
 LOGIT_LEVELS = 65  # Its tables: logits −8 to 8 in steps of 1/4 (16 units).
@@ -75,6 +81,7 @@ class RnnCodec(Codec):
   default_iterations = 8
   tile_size = 1024  # Part of the file format: tiles are coded independently.
   iteration_loss = "l1"  # In training: one of ITERATION_LOSSES.
+  binarization = "stochastic"  # In training: one of BINARIZATIONS.
   stored_config_defaults = {"context": "previous"}  # Models stored before "channels".
 
   def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",
@@ -149,7 +156,8 @@ class RnnCodec(Codec):
     for cell, state in zip(self.encoder_cells, states):
       y, state = cell(y, state)
       new_states.append(state)
-    codes, bits01 = self.binarizer.binarize(y, training=training)
+    codes, bits01 = self.binarizer.binarize(
+        y, stochastic=training and self.binarization == "stochastic")
     return codes, bits01, new_states
 
   def _decode(self, codes, t, x_hat, states):

@@ -67,9 +67,10 @@ CELLS = {"lstm": ConvLSTM, "gru": ConvGRU}
 class Binarizer(tf.keras.layers.Layer):
   """1x1 conv to `bits` channels, tanh, then binarization to {-1, +1}.
 
-  Training: stochastic, b = +1 with probability (1 + x) / 2, with the
-  straight-through gradient of the identity (so E[b] = x). Inference: sign,
-  with sign(0) = +1, which is deterministic.
+  Stochastic (the paper's, in training): b = +1 with probability (1 + x) / 2,
+  so E[b] = x. Otherwise (inference, and `train --binarization sign`): sign,
+  with sign(0) = +1, which is deterministic. Either way the gradient is the
+  straight-through identity.
   """
 
   def __init__(self, bits: int, **kwargs):
@@ -77,14 +78,14 @@ class Binarizer(tf.keras.layers.Layer):
     self.conv = Conv2D(bits, 1, use_bias=False, name="conv")
 
   def call(self, x, training=False):
-    return self.binarize(x, training)[0]
+    return self.binarize(x, stochastic=training)[0]
 
-  def binarize(self, x, training=False):
-    """(codes ±1 for the decoder, stochastic in training; the {0, 1} int32
-    bits that inference codes for the same input, i.e. the signs)."""
+  def binarize(self, x, stochastic: bool = False):
+    """(codes ±1 for the decoder; the {0, 1} int32 bits that inference codes
+    for the same input, i.e. the signs)."""
     x = tf.tanh(self.conv(x))
     signs = tf.where(x >= 0., 1., -1.)
-    if training:
+    if stochastic:
       probability = (1. + x) / 2.
       sample = tf.where(tf.random.uniform(tf.shape(x)) < probability, 1., -1.)
     else:
