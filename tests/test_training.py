@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_compression as tfc
+from PIL import Image
 
 from conftest import IMAGES, MODELS
 import tfc_codecs
 from tfc_codecs import entropy_models, model_dir, training
+from tfc_codecs.codecs.rnn import RnnCodec
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
 
 TINY_FACTORIZED = os.path.join(MODELS, "factorized_tiny")
+PHOTO = IMAGES / "bsds_crop_0.png"
 
 
 # factorized_vr_shared_tiny predates per-quality priors (its conversion is
@@ -359,3 +362,47 @@ def test_patches_the_model_cannot_take_are_refused(tmp_path, model_type, patch_s
                    train_glob=str(IMAGES),
                    patch_size=patch_size, max_steps=1, printer=lambda _: None)
   assert not os.path.exists(tmp_path / "run")
+
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_widening_an_rnn_keeps_what_it_computes_and_lets_new_units_learn(cell):
+  """--init_from a narrower rnn embeds it in the wider model: the same codes
+  and reconstructions at every iteration, and a gradient reaches the zeroed
+  weights from the new units into the old ones."""
+  tf.random.set_seed(4)
+  narrow = RnnCodec(width=0.0625, cell=cell, reconstruction="scaled", train_iterations=3)
+  for variable in narrow.trainable_variables:  # Off their initial (often zero) values.
+    variable.assign_add(tf.random.normal(variable.shape, stddev=0.05))
+  wide = RnnCodec(width=0.125, cell=cell, reconstruction="scaled", train_iterations=3)
+  training._copy_weights(narrow, wide, "narrow")  # pylint: disable=protected-access
+  x = tf.random.uniform([1, 32, 48, 3], -0.5, 0.5, seed=1)
+  narrow_images, narrow_bits = narrow._iterate(x, 3, training=False)  # pylint: disable=protected-access
+  with tf.GradientTape() as tape:
+    wide_images, wide_bits = wide._iterate(x, 3, training=False)  # pylint: disable=protected-access
+    loss = tf.reduce_mean(tf.square(x - wide_images[-1]))
+  assert float(tf.reduce_mean(tf.abs(narrow_images[-1] - narrow_images[0]))) > 1e-3
+  for a, b in zip(narrow_images, wide_images):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+  np.testing.assert_allclose([float(b) for b in narrow_bits], [float(b) for b in wide_bits],
+                             rtol=1e-5)
+  kernel = wide.decoder_out.kernel
+  new = np.arange(narrow.decoder_out.kernel.shape[2], kernel.shape[2])
+  gradient = tape.gradient(loss, kernel).numpy()[0, 0]
+  assert np.all(kernel.numpy()[0, 0, new] == 0) and np.abs(gradient[new]).max() > 0
+
+
+def test_train_widens_an_rnn_and_never_narrows_one(tmp_path):
+  source_dir = os.path.join(MODELS, "rnn_tiny")
+  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=1, max_steps=1,
+                learning_rate=1e-9, log_every=1, printer=lambda _: None)
+  out = training.train("rnn", None, str(tmp_path / "wide"), init_from=source_dir,
+                       model_config={"width": 0.25}, **common)
+  source, wide = tfc_codecs.load(source_dir), tfc_codecs.load(out)
+  assert (source.net.config["width"], wide.net.config["width"]) == (0.125, 0.25)
+  image = np.asarray(Image.open(PHOTO).convert("RGB"))[:48, :64]
+  decoded = [codec.decompress(codec.compress(image, quality=3)) for codec in (source, wide)]
+  assert np.abs(decoded[0].astype(int) - decoded[1].astype(int)).max() <= 1
+  with pytest.raises(CodecError, match="only widens"):
+    training.train("rnn", None, str(tmp_path / "narrow"), init_from=out,
+                   model_config={"width": 0.125}, **common)

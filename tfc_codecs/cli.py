@@ -342,7 +342,8 @@ def _add_train_parser(subparsers) -> None:
   p.add_argument("--num_filters", type=int, default=0, help="N (0: codec default).")
   p.add_argument("--latent_filters", type=int, default=0, help="M (0: codec default).")
   p.add_argument("--width", type=float, default=0.,
-                 help="rnn: channel-count multiplier of Toderici's widths (0: 1.0).")
+                 help="rnn: channel-count multiplier of Toderici's widths (0: 1.0); "
+                 "with --init_from a narrower rnn, widens it.")
   p.add_argument("--train_iterations", type=int, default=0,
                  help="rnn: iterations unrolled in training (0: 8).")
   p.add_argument("--cell", choices=("lstm", "gru"), help="rnn: recurrent cell.")

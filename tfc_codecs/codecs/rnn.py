@@ -229,6 +229,59 @@ class RnnCodec(Codec):
     mse = tf.reduce_mean(tf.math.squared_difference(x01, reconstructions[-1])) * 255. ** 2
     return distortion_loss + 1e-3 * bpp, dict(bpp=bpp, mse=mse, psnr=psnr(mse))
 
+  # Widening (`train --init_from rnn --width W`) ---------------------------
+  def carry_over(self, part, values, source):
+    """A narrower source model's weights, embedded so that this wider model
+    starts out computing exactly what the source did: each source unit keeps
+    its weights, weights from new units into old ones start at zero, and new
+    units keep their initial weights (so they learn from the first step)."""
+    if source.config["width"] == self.config["width"]:
+      return super().carry_over(part, values, source)
+    if source.config["width"] > self.config["width"]:
+      raise CodecError(f"rnn: cannot narrow a width-{source.config['width']} model to "
+                       f"width {self.config['width']}; --init_from only widens")
+    maps = self._widening_maps(source)
+    if part not in maps:  # Gains and context model: per iteration and bit, not per unit.
+      return values
+    layer, channel_maps = maps[part]
+    return [_embed(value, variable.numpy(), *channel_maps(variable))
+            for value, variable in zip(values, layer.trainable_variables)]
+
+  def _widening_maps(self, source):
+    """Part -> (this model's layer, variable -> (input map, output map)): the
+    channels where the narrower `source`'s inputs and units sit."""
+    def units(layer, narrow_layer, shuffled=False):
+      """Where the narrow layer's unit k sits; `shuffled`: a depth_to_space(2)
+      follows, whose output channel c is unit c of each quarter."""
+      narrow = narrow_layer.filters
+      k = np.arange(narrow)
+      return (k // (narrow // 4)) * (layer.filters // 4) + k % (narrow // 4) if shuffled else k
+
+    def plain(layer, inputs, outputs):
+      return layer, lambda variable: (inputs, outputs)
+
+    def cell(layer, inputs, unit_map):
+      def channel_maps(variable):  # Gates are stacked on the output axis.
+        gates = variable.shape[-1] // layer.filters
+        outputs = np.concatenate([g * layer.filters + unit_map for g in range(gates)])
+        return (inputs if "input_conv" in variable.name else unit_map), outputs
+      return layer, channel_maps
+
+    previous = units(self.encoder_conv, source.encoder_conv)
+    maps = {"encoder_conv": plain(self.encoder_conv, np.arange(3), previous)}
+    for index, (layer, narrow) in enumerate(zip(self.encoder_cells, source.encoder_cells)):
+      maps[f"encoder_cells/{index}"] = cell(layer, previous, units(layer, narrow))
+      previous = units(layer, narrow)
+    bits = np.arange(self.bits)
+    maps["binarizer"] = plain(self.binarizer, previous, bits)
+    previous = units(self.decoder_conv, source.decoder_conv)
+    maps["decoder_conv"] = plain(self.decoder_conv, bits, previous)
+    for index, (layer, narrow) in enumerate(zip(self.decoder_cells, source.decoder_cells)):
+      maps[f"decoder_cells/{index}"] = cell(layer, previous, units(layer, narrow, shuffled=True))
+      previous = np.arange(narrow.filters // 4)  # After depth_to_space.
+    maps["decoder_out"] = plain(self.decoder_out, previous, np.arange(3))
+    return maps
+
   # Range-coding tables --------------------------------------------------
   def freeze(self) -> None:
     if self.context == "previous":
@@ -453,6 +506,19 @@ def _signs(codes01):
 def _int_signs(codes01):
   """{0, 1} codes -> int32 ±1."""
   return 2 * tf.cast(codes01, tf.int32) - 1
+
+
+def _embed(narrow: np.ndarray, wide: np.ndarray, inputs: np.ndarray,
+           outputs: np.ndarray) -> np.ndarray:
+  """A narrow kernel [..., in, out] (or bias [out]) placed at `inputs` and
+  `outputs` of a wide one, whose other inputs into those outputs become zero."""
+  result = wide.copy()
+  if narrow.ndim == 1:
+    result[outputs] = narrow
+    return result
+  result[..., outputs] = 0.
+  result[..., inputs[:, None], outputs[None, :]] = narrow
+  return result
 
 
 def _binary_tables(probabilities: tf.Tensor) -> np.ndarray:
