@@ -392,6 +392,12 @@ def test_widening_an_rnn_keeps_what_it_computes_and_lets_new_units_learn(cell):
   assert np.all(kernel.numpy()[0, 0, new] == 0) and np.abs(gradient[new]).max() > 0
 
 
+def test_an_rnn_is_not_started_from_one_of_another_cell():
+  lstm, gru = RnnCodec(width=0.0625, cell="lstm"), RnnCodec(width=0.0625, cell="gru")
+  with pytest.raises(CodecError, match="with gru cells from one with lstm cells"):
+    training._copy_weights(lstm, gru, "lstm")  # pylint: disable=protected-access
+
+
 def test_train_widens_an_rnn_and_never_narrows_one(tmp_path):
   source_dir = os.path.join(MODELS, "rnn_tiny")
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=1, max_steps=1,

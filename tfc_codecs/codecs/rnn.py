@@ -235,6 +235,9 @@ class RnnCodec(Codec):
     starts out computing exactly what the source did: each source unit keeps
     its weights, weights from new units into old ones start at zero, and new
     units keep their initial weights (so they learn from the first step)."""
+    if source.config["cell"] != self.config["cell"]:  # Else only the plain convs would carry.
+      raise CodecError(f"rnn: cannot start a model with {self.config['cell']} cells from "
+                       f"one with {source.config['cell']} cells")
     if source.config["width"] == self.config["width"]:
       return super().carry_over(part, values, source)
     if source.config["width"] > self.config["width"]:
