@@ -364,7 +364,6 @@ def test_patches_the_model_cannot_take_are_refused(tmp_path, model_type, patch_s
   assert not os.path.exists(tmp_path / "run")
 
 
-
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_widening_an_rnn_keeps_what_it_computes_and_lets_new_units_learn(cell):
   """--init_from a narrower rnn embeds it in the wider model: the same codes

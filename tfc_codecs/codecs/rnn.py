@@ -273,8 +273,9 @@ class RnnCodec(Codec):
     previous = units(self.encoder_conv, source.encoder_conv)
     maps = {"encoder_conv": plain(self.encoder_conv, np.arange(3), previous)}
     for index, (layer, narrow) in enumerate(zip(self.encoder_cells, source.encoder_cells)):
-      maps[f"encoder_cells/{index}"] = cell(layer, previous, units(layer, narrow))
-      previous = units(layer, narrow)
+      unit_map = units(layer, narrow)
+      maps[f"encoder_cells/{index}"] = cell(layer, previous, unit_map)
+      previous = unit_map
     bits = np.arange(self.bits)
     maps["binarizer"] = plain(self.binarizer, previous, bits)
     previous = units(self.decoder_conv, source.decoder_conv)
