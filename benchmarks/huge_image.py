@@ -162,7 +162,8 @@ def child(args):
   codec = load_codec(args)
   data_path = os.path.join(args.workdir, f"{args.codec}.tfci")
   quality = args.rnn_iterations if args.codec == "rnn" else None
-  report = dict(loaded_rss_gib=peak_rss_gib())  # TensorFlow, model, nothing coded.
+  report = dict(model_dir=os.path.relpath(codec.source, ROOT),
+                loaded_rss_gib=peak_rss_gib())  # TensorFlow, model, nothing coded.
   if args.stage == "compress":
     pixels = np.ascontiguousarray(image)
     start = time.monotonic()
@@ -236,7 +237,7 @@ def main():
                    model={"hyperprior-vr": "shipped default model (hyperprior/vr), default quality",
                           "hyperprior": "fixed-rate codec, shipped hyperprior/vr weights without gains",
                           "factorized-vr": "shipped factorized model (factorized/vr), default quality",
-                          "rnn": "shipped rnn model (rnn/w025)",
+                          "rnn": "shipped rnn model",
                           }.get(codec, "random weights, default architecture"))
       if codec == "rnn":
         entry["iterations"] = args.rnn_iterations
