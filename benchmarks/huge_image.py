@@ -162,8 +162,9 @@ def child(args):
   codec = load_codec(args)
   data_path = os.path.join(args.workdir, f"{args.codec}.tfci")
   quality = args.rnn_iterations if args.codec == "rnn" else None
-  report = dict(model_dir=os.path.relpath(codec.source, ROOT),
-                loaded_rss_gib=peak_rss_gib())  # TensorFlow, model, nothing coded.
+  report = dict(loaded_rss_gib=peak_rss_gib())  # TensorFlow, model, nothing coded.
+  if args.codec in SHIPPED:  # Others load a temporary random-weights model.
+    report["model_dir"] = os.path.relpath(codec.source, ROOT)
   if args.stage == "compress":
     pixels = np.ascontiguousarray(image)
     start = time.monotonic()
