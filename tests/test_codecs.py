@@ -248,7 +248,7 @@ def test_odd_sizes(codec, height, width):
 def test_exact_hyper_synthesis_follows_the_float_transform(codecs, photos):
   """The fixed-point hyper-synthesis computes what the float32 layers compute
   (same padding and upsampling), to within its rounding."""
-  from tfc_codecs.layers.gdn_transforms import exact_hyper_synthesis  # pylint: disable=import-outside-toplevel
+  from tfc_codecs.layers.fixed_point import exact_hyper_synthesis  # pylint: disable=import-outside-toplevel
   net = codecs["hyperprior"].net
   for name, image in photos.items():
     x = pad_to_multiple(tf.cast(image, tf.float32)[None], net.downsampling)

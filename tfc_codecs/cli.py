@@ -254,7 +254,8 @@ def cmd_export(args) -> int:
 
 # The registry's codec names, spelled out so that `--help` needs no TensorFlow
 # import (tests/test_cli.py checks that they match).
-TRAINABLE_CODECS = ("factorized", "factorized-vr", "hyperprior", "hyperprior-vr", "rnn")
+TRAINABLE_CODECS = ("channelwise", "channelwise-vr", "factorized", "factorized-vr", "hyperprior",
+                    "hyperprior-vr", "rnn")
 
 
 def cmd_train(args) -> int:
@@ -304,7 +305,7 @@ def _add_train_parser(subparsers) -> None:
   p.add_argument("--train_dir", required=True,
                  help="Run directory: checkpoints, logs, the final model.")
   source = p.add_mutually_exclusive_group(required=True)
-  source.add_argument("--train_glob", help="Glob pattern or folder of images.")
+  source.add_argument("--train_glob", help="Glob pattern or folder of images; several separated by commas.")
   source.add_argument("--tfds_dataset", help="A TFDS dataset available locally.")
   p.add_argument("--distortion", default="mse", choices=("mse", "ms-ssim"))
   p.add_argument("--quantization", default="noise", choices=("noise", "mixed"),

@@ -26,11 +26,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".webp", ".
 
 
 def list_images(pattern: str) -> List[str]:
-  """Readable image files matching a glob pattern, or all images in a folder."""
-  if os.path.isdir(pattern):
-    pattern = os.path.join(pattern, "*")
-  files = sorted(f for f in glob.glob(pattern)
+  """Readable image files matching a glob pattern or in a folder; several
+  patterns or folders are separated by commas (e.g. two training sets)."""
+  files = set()
+  for part in (p.strip() for p in pattern.split(",")):
+    if not part:
+      continue
+    if os.path.isdir(part):
+      part = os.path.join(part, "*")
+    files.update(f for f in glob.glob(part)
                  if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f))
+  files = sorted(files)
   readable = [f for f in files if _has_image_header(f)]
   if len(readable) < len(files):
     logging.warning("skipping %d unreadable image files", len(files) - len(readable))

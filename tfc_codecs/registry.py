@@ -3,6 +3,8 @@
 from typing import Dict, Type
 
 from tfc_codecs.codecs.base import Codec
+from tfc_codecs.codecs.channelwise import ChannelwiseCodec
+from tfc_codecs.codecs.channelwise_vr import VariableRateChannelwiseCodec
 from tfc_codecs.codecs.factorized import FactorizedCodec
 from tfc_codecs.codecs.factorized_vr import VariableRateFactorizedCodec
 from tfc_codecs.codecs.hyperprior import HyperpriorCodec
@@ -12,7 +14,8 @@ from tfc_codecs.errors import CodecError
 
 CODECS: Dict[str, Type[Codec]] = {
     cls.codec_name: cls for cls in (FactorizedCodec, VariableRateFactorizedCodec, HyperpriorCodec,
-                                    VariableRateHyperpriorCodec, RnnCodec)}
+                                    VariableRateHyperpriorCodec, ChannelwiseCodec,
+                                    VariableRateChannelwiseCodec, RnnCodec)}
 
 
 def codec_class(name: str) -> Type[Codec]:

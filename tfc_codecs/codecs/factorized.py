@@ -39,7 +39,8 @@ class FactorizedCodec(TransformCodec):
     return self.config["latent_filters"]
 
   def _latent_bits(self, y, training):
-    return self._factorized_rate(self.bottleneck, y, training)
+    y_hat, bits = self._factorized_rate(self.bottleneck, y, training)
+    return self._decoded(y, y_hat, training), bits
 
   def freeze(self) -> None:
     self.set_entropy_tables(entropy_models.factorized_tables(self.prior))

@@ -47,7 +47,8 @@ class VariableRateFactorizedCodec(VariableRate, FactorizedCodec):
       log_probs = tf.gather(log_probs, quality_index, axis=1, batch_dims=1)
       return tf.reduce_sum(log_probs, axis=[1, 2, 3]) / -np.log(2.)
 
-    return self._factorized_rate(self.bottleneck, y, training, bits_of)
+    y_hat, bits = self._factorized_rate(self.bottleneck, y, training, bits_of)
+    return self._decoded(y, y_hat, training), bits
 
   def _table_set(self, quality_index):
     return quality_index[0] if self._table_sets > 1 else 0

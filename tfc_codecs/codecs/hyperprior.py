@@ -20,7 +20,8 @@ from tfc_codecs import entropy_models
 from tfc_codecs.codecs.transform_coding import TransformCodec
 from tfc_codecs.layers.gdn_transforms import (
     AnalysisTransform, HyperAnalysisTransform, HyperSynthesisTransform,
-    SynthesisTransform, exact_hyper_synthesis)
+    SynthesisTransform)
+from tfc_codecs.layers.fixed_point import exact_hyper_synthesis
 
 
 class HyperpriorCodec(TransformCodec):
@@ -48,7 +49,7 @@ class HyperpriorCodec(TransformCodec):
     z_hat, side_bits = self._factorized_rate(self.side_bottleneck, z, training)
     indexes = self.scale_indexes(self._decoded(z, z_hat, training), training)
     y_hat, bits = self.bottleneck(y, indexes, training=training)
-    return y_hat, bits + side_bits
+    return self._decoded(y, y_hat, training), bits + side_bits
 
   def scale_indexes(self, z_hat, training=False):
     """Scale-table indexes for y: continuous in training; for coding, integer

@@ -59,9 +59,8 @@ class TransformCodec(Codec):
     return noisy, bits_of(noisy)
 
   def _forward(self, x, training):
-    y = self.analysis(x)
-    y_hat, bits = self._latent_bits(y, training)
-    return self.synthesis(self._decoded(y, y_hat, training)), bits
+    y_hat, bits = self._latent_bits(self.analysis(x), training)
+    return self.synthesis(y_hat), bits
 
   def analyze(self, x):
     """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""
@@ -79,7 +78,8 @@ class TransformCodec(Codec):
 
   @abc.abstractmethod
   def _latent_bits(self, y, training):
-    """Noisy (training) or rounded latents and their bits per image [B]."""
+    """The quantized latents the synthesis sees (in training as
+    `quantization` says) and their bits per image [B]."""
 
   @abc.abstractmethod
   def _encode_latents(self, y):

@@ -33,15 +33,15 @@ def _signal_conv(filters: int, kernel: int, name: str, **options) -> tfc.SignalC
 
 
 def _conv(filters: int, kernel: int, name: str, down: int = 1,
-          activation=None, use_bias: bool = True) -> tfc.SignalConv2D:
+          activation=None, use_bias: bool = True, **options) -> tfc.SignalConv2D:
   return _signal_conv(filters, kernel, name, corr=True, strides_down=down,
-                      use_bias=use_bias, activation=activation)
+                      use_bias=use_bias, activation=activation, **options)
 
 
 def _deconv(filters: int, kernel: int, name: str, up: int = 1,
-            activation=None, use_bias: bool = True) -> tfc.SignalConv2D:
+            activation=None, use_bias: bool = True, **options) -> tfc.SignalConv2D:
   return _signal_conv(filters, kernel, name, corr=False, strides_up=up,
-                      use_bias=use_bias, activation=activation)
+                      use_bias=use_bias, activation=activation, **options)
 
 
 def _float32_output(transform: tf.keras.Sequential) -> None:
@@ -77,11 +77,15 @@ class SynthesisTransform(tf.keras.Sequential):
 
 
 class HyperAnalysisTransform(tf.keras.Sequential):
-  """|latents| -> hyper-latents: 3x3/1, 5x5/2, 5x5/2 with ReLUs."""
+  """|latents| -> hyper-latents: 3x3/1, 5x5/2, 5x5/2 with ReLUs. `signed`:
+  [|latents|, latents] in, so the hyper-latents can carry the means' signs."""
 
-  def __init__(self, num_filters: int):
+  def __init__(self, num_filters: int, signed: bool = False):
     super().__init__(name="hyper_analysis")
-    self.add(tf.keras.layers.Lambda(tf.abs))
+    if signed:
+      self.add(tf.keras.layers.Lambda(lambda y: tf.concat([tf.abs(y), y], -1)))
+    else:
+      self.add(tf.keras.layers.Lambda(tf.abs))
     self.add(_conv(num_filters, 3, "layer_0", activation=tf.nn.relu))
     self.add(_conv(num_filters, 5, "layer_1", down=2, activation=tf.nn.relu))
     self.add(_conv(num_filters, 5, "layer_2", down=2, use_bias=False))
@@ -89,53 +93,27 @@ class HyperAnalysisTransform(tf.keras.Sequential):
 
 
 class HyperSynthesisTransform(tf.keras.Sequential):
-  """Hyper-latents -> scale-table indexes, one per latent element."""
+  """Hyper-latents -> one parameter per latent element (a scale-table index,
+  or with `zero_output` a mean, starting at 0)."""
 
-  def __init__(self, num_filters: int, latent_filters: int):
-    super().__init__(name="hyper_synthesis")
+  def __init__(self, num_filters: int, latent_filters: int, name: str = "hyper_synthesis",
+               zero_output: bool = False):
+    super().__init__(name=name)
     self.add(_deconv(num_filters, 5, "layer_0", up=2, activation=tf.nn.relu))
     self.add(_deconv(num_filters, 5, "layer_1", up=2, activation=tf.nn.relu))
-    self.add(_deconv(latent_filters, 3, "layer_2"))
+    self.add(_deconv(latent_filters, 3, "layer_2",
+                     **(dict(kernel_initializer="zeros") if zero_output else {})))
     _float32_output(self)
 
 
-FRACTION_BITS = 12  # Fixed-point precision of exact_hyper_synthesis.
+class ContextTransform(tf.keras.Sequential):
+  """Latent-resolution context -> entropy-model parameters or a latent
+  correction: three 3x3 convolutions with ReLUs between, the last one starting
+  at zero (so a new context transform changes nothing until trained)."""
 
-
-def _signal_conv_float64(layer: tfc.SignalConv2D, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-  """What `layer` computes ("same_zeros" convolution, optionally upsampled),
-  on float64 tensors, with the given kernel and without bias or activation."""
-  support = layer.kernel_support[0]
-  if layer.strides_up[0] == 1:  # Flipped kernel, correlation (as SignalConv2D does).
-    pad = [(support // 2, (support - 1) // 2)] * 2
-    return tf.nn.conv2d(x, kernel[::-1, ::-1], 1, [(0, 0)] + pad + [(0, 0)])
-  stride = layer.strides_up[0]
-  shape = tf.shape(x)
-  pad = [(support // 2, (support - 1) // 2)] * 2
-  output_shape = tf.stack([shape[0], shape[1] * stride, shape[2] * stride, layer.filters])
-  return tf.nn.conv2d_transpose(x, tf.transpose(kernel, [0, 1, 3, 2]), output_shape,
-                                stride, [(0, 0)] + pad + [(0, 0)])
-
-
-def exact_hyper_synthesis(transform: HyperSynthesisTransform, z_hat: tf.Tensor) -> tf.Tensor:
-  """The hyper-synthesis on integer hyper-latents in fixed-point arithmetic:
-  kernels, biases and activations rounded to FRACTION_BITS fractional bits and
-  carried as integer-valued float64, whose sums are exact (far below 2^53) in
-  any order. The outputs, rounded to integer scale-table indexes, are thus the
-  same on every machine, thread count and CPU kernel choice, unlike float32
-  convolutions whose rounding depends on them (Ballé et al. 2019, "Integer
-  networks for data compression with latent-variable models", make the same
-  point). Returns float32 integer-valued indexes."""
-  one = 2. ** FRACTION_BITS
-  x, x_scale = tf.cast(z_hat, tf.float64), 1.
-  for layer in transform.layers:
-    kernel = tf.round(tf.cast(layer.kernel, tf.float64) * one)
-    bias = tf.round(tf.cast(layer.bias, tf.float64) * one * x_scale)
-    acc = _signal_conv_float64(layer, x, kernel) + bias  # Scale one * x_scale.
-    if layer.activation in (None, tf.keras.activations.linear):
-      return tf.cast(tf.floor(acc / (one * x_scale) + .5), tf.float32)
-    if layer.activation is not tf.nn.relu:
-      raise ValueError("exact_hyper_synthesis supports ReLU activations only")
-    x = tf.nn.relu(tf.floor(acc / x_scale + .5))  # Back to scale `one`.
-    x_scale = one
-  raise ValueError("the hyper-synthesis must end in a layer without activation")
+  def __init__(self, hidden_filters: int, output_filters: int, name: str):
+    super().__init__(name=name)
+    self.add(_conv(hidden_filters, 3, "layer_0", activation=tf.nn.relu))
+    self.add(_conv(hidden_filters // 2, 3, "layer_1", activation=tf.nn.relu))
+    self.add(_conv(output_filters, 3, "layer_2", kernel_initializer="zeros"))
+    _float32_output(self)
