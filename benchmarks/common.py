@@ -11,6 +11,7 @@ if ROOT not in sys.path:
 
 SHARED = os.path.join(ROOT, "..", "shared")
 KODAK = os.path.join(SHARED, "data", "kodak")
+VALIDATION = os.path.join(SHARED, "data", "validation")
 BSDS500 = os.path.join(SHARED, "data", "bsds500")
 
 

@@ -26,6 +26,7 @@ TESTDATA = REPO / "testdata"
 MODELS = TESTDATA / "models"
 IMAGES = TESTDATA / "images"
 MODEL_DIRS = {
+    "channelwise": MODELS / "channelwise_tiny",
     "factorized": MODELS / "factorized_tiny",
     "hyperprior": MODELS / "hyperprior_tiny",
 }

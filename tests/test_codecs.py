@@ -155,7 +155,7 @@ def test_side_information_bits_match_estimate(codecs, photos):
 
 
 # (d) Saving and reloading a model keeps its bitstreams decodable. -----------
-@pytest.mark.parametrize("codec_name", ["factorized", "hyperprior"])
+@pytest.mark.parametrize("codec_name", ["factorized", "hyperprior", "channelwise"])
 def test_fresh_model_survives_save_and_load(codec_name, tmp_path, photo):
   net = registry.codec_class(codec_name)(num_filters=8, latent_filters=8)
   model_dir.round_weights(net)
@@ -165,7 +165,9 @@ def test_fresh_model_survives_save_and_load(codec_name, tmp_path, photo):
   meta = model_dir.read_meta(str(path))
   assert meta["fingerprint"] == fingerprint
   assert meta["codec"] == codec_name
-  assert meta["config"] == {"num_filters": 8, "latent_filters": 8}
+  assert {k: meta["config"][k] for k in ("num_filters", "latent_filters")} == {
+      "num_filters": 8, "latent_filters": 8}
+  assert meta["config"] == net.config
   original = api.ImageCodec(net, meta, str(path))
   data = original.compress(photo)
   expected = original.decompress(data)
@@ -260,7 +262,8 @@ def test_exact_hyper_synthesis_follows_the_float_transform(codecs, photos):
     assert np.mean(exact == np.round(continuous)) > 0.99, name
 
 
-@pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny", "hyperprior_vr_tiny"])
+@pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny", "hyperprior_vr_tiny",
+                                  "channelwise_vr_tiny"])
 def test_cached_functions_write_the_same_bytes(name, repo_root, photos, tmp_path, monkeypatch):
   """A model loaded from the traced-function cache (no Keras model built)
   writes and decodes exactly what the model itself does; exposing `.net`

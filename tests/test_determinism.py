@@ -75,7 +75,7 @@ def runs(codecs, model_dirs, photos, repo_root, shell_env, tmp_path_factory):
 
 
 @pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))
-@pytest.mark.parametrize("name", ["factorized", "hyperprior"])
+@pytest.mark.parametrize("name", ["factorized", "hyperprior", "channelwise"])
 def test_other_process_decodes_identically(runs, env_name, name):
   image, expected, outputs = runs
   decoded = np.load(outputs[env_name] / f"{name}.decoded.npy")
@@ -85,7 +85,7 @@ def test_other_process_decodes_identically(runs, env_name, name):
 
 
 @pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))
-@pytest.mark.parametrize("name", ["factorized", "hyperprior"])
+@pytest.mark.parametrize("name", ["factorized", "hyperprior", "channelwise"])
 def test_other_process_encodes_identically(runs, env_name, name):
   _, expected, outputs = runs
   again = (outputs[env_name] / f"{name}.again.tfci").read_bytes()

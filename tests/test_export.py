@@ -22,6 +22,7 @@ from conftest import PHOTO_PATHS, TESTDATA, subprocess_env
 MODELS = {"factorized": (TESTDATA / "models" / "factorized_tiny", None, "stock"),
           "hyperprior": (TESTDATA / "models" / "hyperprior_tiny", None, "stock"),
           "hyperprior-vr": (TESTDATA / "models" / "hyperprior_vr_tiny", 2, "tfc"),
+          "channelwise-vr": (TESTDATA / "models" / "channelwise_vr_tiny", 2, "stock"),
           "rnn": (TESTDATA / "models" / "rnn_tiny", 3, "stock")}
 STOCK = sorted(name for name, (_, _, ops) in MODELS.items() if ops == "stock")
 

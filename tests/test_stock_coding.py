@@ -190,7 +190,7 @@ def test_escape_flood_is_refused_before_allocation():
   round_trip(coder, values, np.zeros([1000], np.int32))  # Long escapes work.
 
 
-@pytest.mark.parametrize("name,quality", [("hyperprior_vr", 2), ("rnn", 3)])
+@pytest.mark.parametrize("name,quality", [("hyperprior_vr", 2), ("channelwise_vr", 2), ("rnn", 3)])
 def test_codecs_round_trip_with_either_coder(name, quality, photo, repo_root):
   """load(..., ops="stock") writes coder-5 files of the same model; both
   loads decode both coders' files to the same image. (factorized, hyperprior

@@ -32,7 +32,8 @@ TINY_FVR_SHARED = os.path.join(MODELS, "factorized_vr_shared_tiny")  # Saved bef
 
 
 @pytest.fixture(scope="module",
-                params=["hyperprior_vr_tiny", "factorized_vr_tiny", "factorized_vr_shared_tiny"])
+                params=["hyperprior_vr_tiny", "factorized_vr_tiny", "factorized_vr_shared_tiny",
+                        "channelwise_vr_tiny"])
 def vr(request):
   return tfc_codecs.load(os.path.join(MODELS, request.param))
 

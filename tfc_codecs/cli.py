@@ -265,9 +265,14 @@ def cmd_train(args) -> int:
     model_config["num_filters"] = args.num_filters
   if args.latent_filters:
     model_config["latent_filters"] = args.latent_filters
-  for key in ("width", "train_iterations", "cell", "reconstruction"):
+  for key in ("width", "train_iterations", "cell", "reconstruction", "context_filters"):
     if getattr(args, key):
       model_config[key] = getattr(args, key)
+  if args.slices:
+    try:
+      model_config["slices"] = [int(v) for v in args.slices.split(",")]
+    except ValueError:
+      raise CodecError(f"--slices must be comma-separated integers, not {args.slices!r}") from None
   if args.lambdas:
     try:
       model_config["lambdas"] = [float(v) for v in args.lambdas.split(",")]
@@ -342,6 +347,11 @@ def _add_train_parser(subparsers) -> None:
                  help="Random downscaling of the images by [min_scale, 1].")
   p.add_argument("--num_filters", type=int, default=0, help="N (0: codec default).")
   p.add_argument("--latent_filters", type=int, default=0, help="M (0: codec default).")
+  p.add_argument("--context_filters", type=int, default=0,
+                 help="channelwise: width of the slice context transforms (0: 128).")
+  p.add_argument("--slices",
+                 help="channelwise: comma-separated channel counts of the latent slices, "
+                 "summing to M (default 1/12, 1/12, 1/6, 1/3, 1/3 of M).")
   p.add_argument("--width", type=float, default=0.,
                  help="rnn: channel-count multiplier of Toderici's widths (0: 1.0); "
                  "with --init_from a narrower rnn, widens it.")

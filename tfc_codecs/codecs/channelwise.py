@@ -42,13 +42,14 @@ from tfc_codecs.layers.gdn_transforms import (
 
 
 def default_slices(latent_filters: int) -> Tuple[int, ...]:
-  """1/12, 1/12, 1/6, 1/3, 1/3 of the latents (5 equal slices if M % 12)."""
+  """1/12, 1/12, 1/6, 1/3, 1/3 of the latents; if M is not a multiple of 12,
+  min(5, M) slices as equal as can be."""
   if latent_filters % 12 == 0:
     unit = latent_filters // 12
     return (unit, unit, 2 * unit, 4 * unit, 4 * unit)
-  if latent_filters % 5 == 0:
-    return (latent_filters // 5,) * 5
-  raise CodecError(f"give slice sizes for {latent_filters} latent channels")
+  count = min(5, latent_filters)
+  return tuple(latent_filters // count + (k >= count - latent_filters % count)
+               for k in range(count))
 
 
 class ChannelwiseCodec(TransformCodec):
