@@ -1,7 +1,7 @@
 """CPU speed side by side: this checkout, its previous version and CompressAI.
 
-    python benchmarks/speed.py [--previous /work/main] [--compressai ../peer-cai]
-                               [--rounds 2]
+    python benchmarks/speed.py [--previous CHECKOUT | --previous_commit 4ee8d89]
+                               [--compressai ../peer-cai] [--rounds 2]
 
 Same machine, same run, same 768x512 image (kodim01):
   * steady state (median of 7 calls after 2 warm-ups, per process; processes
@@ -9,8 +9,17 @@ Same machine, same run, same 768x512 image (kodim01):
     are pooled): the shipped hyperprior at its default quality, a factorized
     model (N=128, M=192, random weights, like CompressAI's bmshj2018 q3) and an
     rnn (width 0.25, random weights) at 1 and at its default iterations;
+    the channel-conditional codec (Minnen & Singh 2020): the zoo's
+    `channelwise` family at its default quality if this checkout ships one,
+    else a `channelwise-vr` model with random weights (N=128, M=192, default
+    slices and context) at its default quality; its table gives its ratio to
+    the shipped hyperprior of the same run (target <= 2x) and its speed-up
+    over CompressAI's hyperprior q3 (target >= 2x). A previous checkout
+    without `tfc_codecs/codecs/channelwise.py` runs only the others, so
+    channelwise is then measured for the new version alone;
     CompressAI's bmshj2018 hyperprior/factorized q3 (random weights) through
-    its recipe's `bench_cai.py`, if its venv exists;
+    its recipe's `bench_cai.py`, if its venv exists (set it up per
+    ../shared/peers/compressai-cpu/README.md in --compressai);
   * the command line, process start to file written: `tfc_codecs compress
     kodim01.png` and `decompress`, cold (empty function cache) and warm;
   * a folder of the 24 Kodak images in one call, images/s;
@@ -18,7 +27,13 @@ Same machine, same run, same 768x512 image (kodim01):
 Both versions run the same model files (the shipped hyperprior of this
 checkout is passed by path, `--model`); the script checks that they write
 identical files and compares their decoded images. The previous version is
-another checkout of this repository (`--previous`), run with its own code.
+another checkout of this repository, run with its own code: `--previous`
+names one; without it (or if it names this checkout) the script makes a
+temporary `git worktree add --detach` of `--previous_commit` (default
+PREVIOUS_COMMIT, the last commit before channelwise) and removes it
+(`git worktree remove --force`) when done, also after an error.
+The report also records the CPU: `lscpu`'s model name and whether it has
+the avx2, avx512f, avx512_bf16 and amx_bf16 flags.
 Writes benchmarks/results/speed.{json,md}.
 """
 
@@ -40,12 +55,17 @@ from common import KODAK, ROOT, write_json
 
 # This checkout's shipped models: both versions run them, so that they code
 # with the same weights (the zoo module imports no TensorFlow).
-from tfc_codecs import zoo  # pylint: disable=wrong-import-position
+from tfc_codecs import model_dir, zoo  # pylint: disable=wrong-import-position
 
 IMAGE = "kodim01.png"
 WARMUP, REPS = 2, 7
 RNN_WIDTH = 0.25
 RNN_DEFAULT_ITERATIONS = 8  # RnnCodec's default quality.
+# The previous version by default: the last commit before channelwise.
+PREVIOUS_COMMIT = "4ee8d89"
+CHANNELWISE_SOURCE = os.path.join("tfc_codecs", "codecs", "channelwise.py")
+CHANNELWISE_RANDOM = dict(num_filters=128, latent_filters=192)  # Default slices, context.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 # Runs in a child process under either version's code: only the public API.
 CHILD = r'''
@@ -79,17 +99,19 @@ result["package"] = os.path.dirname(tfc_codecs.__file__)
 print("RESULT " + json.dumps(result))
 '''
 
+# Random-weight models: argv is NAME=PATH pairs, NAME a key of CONFIGS.
 MAKE_MODELS = r'''
 import sys
 import tfc_codecs
 from tfc_codecs import model_dir, registry
-for name, config, path in [("factorized", dict(num_filters=128, latent_filters=192), sys.argv[1]),
-                           ("rnn", dict(width=%r), sys.argv[2])]:
-  net = registry.codec_class(name)(**config)
+CONFIGS = {"factorized": dict(num_filters=128, latent_filters=192), "rnn": dict(width=%r),
+           "channelwise-vr": %r}
+for name, path in (arg.split("=", 1) for arg in sys.argv[1:]):
+  net = registry.codec_class(name)(**CONFIGS[name])
   model_dir.round_weights(net)
   net.freeze()
   model_dir.save(net, path, provenance={"note": "random weights, for speed only"})
-''' % RNN_WIDTH
+''' % (RNN_WIDTH, CHANNELWISE_RANDOM)
 
 
 def _env(root, cache):
@@ -124,12 +146,15 @@ def _median(values):
 
 
 def steady_state(versions, cache, rounds, image, models, work):
-  """Per model: pooled compress/decompress runs of each version."""
+  """Per model: pooled compress/decompress runs of each version that it
+  names (model, qualities, warmup, reps, version names)."""
   results = {}
-  for name, (model, qualities, warmup, reps) in models.items():
+  for name, (model, qualities, warmup, reps, names) in models.items():
     pooled = {}
     for _ in range(rounds):
       for version, root in versions.items():
+        if version not in names:
+          continue
         out = os.path.join(work, f"{name}-{version}")
         os.makedirs(out, exist_ok=True)
         stdout, _, _ = _run([sys.executable, "-c", CHILD, model, image, qualities, out,
@@ -150,19 +175,26 @@ def steady_state(versions, cache, rounds, image, models, work):
           point["compress_s"] = _median(point["compress_runs"])
           point["decompress_s"] = _median(point["decompress_runs"])
     results[name] = pooled
-    _compare_decoded(name, pooled, work)
+    if "previous" in pooled:
+      _compare_decoded(name, pooled, work)
+    else:  # Only the new version: its PSNR alone.
+      _compare_decoded(name, pooled, work, versions=("new",))
     print(name, json.dumps({v: {q: (p["compress_s"], p["decompress_s"]) for q, p in e.items()
                                 if q != "peak_rss_mb"} for v, e in pooled.items()}), flush=True)
   return results
 
 
-def _compare_decoded(name, pooled, work):
+def _compare_decoded(name, pooled, work, versions=("previous", "new")):
   """Records, per quality, whether the versions' files are identical and how
-  their decoded images differ (samples, PSNR against the original)."""
+  their decoded images differ (samples, PSNR against the original); with
+  only the new version, its PSNR."""
   original = _read_rgb(os.path.join(KODAK, IMAGE)).astype(np.float64)
   psnr = lambda x: float(10 * np.log10(255 ** 2 / np.mean((x.astype(np.float64) - original) ** 2)))
   for quality, point in pooled["new"].items():
     if quality == "peak_rss_mb":
+      continue
+    if "previous" not in versions:
+      point["psnr_db"] = psnr(np.load(os.path.join(work, f"{name}-new", f"decoded-{quality}.npy")))
       continue
     old, new = pooled["previous"][quality], point
     decoded = {v: np.load(os.path.join(work, f"{name}-{v}", f"decoded-{quality}.npy"))
@@ -254,6 +286,101 @@ def folder(versions, work):
   return results
 
 
+def cpu_kind():
+  """`lscpu`'s model name and which of CPU_FLAGS the CPU has (the flags from
+  /proc/cpuinfo if lscpu lists none)."""
+  try:
+    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+  except (OSError, subprocess.CalledProcessError):
+    text = ""
+  fields = {}
+  for line in text.splitlines():
+    if ":" in line:
+      key, value = line.split(":", 1)
+      fields.setdefault(key.strip(), value.strip())
+  flags = set(fields.get("Flags", "").split())
+  if not flags and os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      flags = set(next((l.split(":", 1)[1] for l in f if l.startswith("flags")), "").split())
+  return dict(model_name=fields.get("Model name", "unknown"),
+              flags={flag: flag in flags for flag in CPU_FLAGS})
+
+
+def _machine(cpu):
+  flags = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in cpu["flags"].items())
+  return f"{os.cpu_count()} CPU cores, {cpu['model_name']} ({flags})"
+
+
+def previous_checkout(path, commit):
+  """(root of the previous version, temporary worktree to remove or None):
+  `path` if it names another checkout, else a new detached `git worktree`
+  of `commit`."""
+  if path and os.path.realpath(path) != os.path.realpath(ROOT):
+    return os.path.abspath(path), None
+  tree = os.path.join(tempfile.mkdtemp(prefix="tfc_codecs-speed-previous-"), "checkout")
+  done = subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", tree, commit],
+                        capture_output=True, text=True)
+  if done.returncode:
+    shutil.rmtree(os.path.dirname(tree), ignore_errors=True)
+    raise RuntimeError(f"git worktree add of {commit} failed:\n{done.stderr}")
+  print("previous:", commit, "in the temporary worktree", tree, flush=True)
+  return tree, tree
+
+
+def remove_worktree(tree):
+  subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree], check=False)
+  shutil.rmtree(os.path.dirname(tree), ignore_errors=True)
+  subprocess.run(["git", "-C", ROOT, "worktree", "prune"], check=False)
+
+
+def _commit(root):
+  """Short HEAD of a checkout, marked if its code (tfc_codecs/, bin/) has
+  uncommitted changes: those are what ran."""
+  git = lambda *argv: subprocess.run(["git", "-C", root, *argv], capture_output=True,
+                                     text=True).stdout.strip()
+  dirty = git("status", "--porcelain", "--untracked-files=no", "--", "tfc_codecs", "bin")
+  return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+
+
+def _channelwise_table(report):
+  """Markdown lines on the channel-conditional codec, against the shipped
+  hyperprior of the same run and CompressAI's hyperprior q3."""
+  info, steady = report["channelwise"], report["steady_state"]
+  if "channelwise" not in steady:
+    return []
+  ref = report["compressai"].get("hyperprior")
+  ratio = lambda a, b: a / b if b else float("nan")
+  lines = ["", f"Channel-conditional codec (Minnen & Singh 2020): {info['description']}. "
+           "Ratio = its seconds / the shipped hyperprior's (same version, same run; target <= 2x); "
+           "speed-up = CompressAI bmshj2018-hyperprior q3 (N=128, M=192) seconds / its seconds "
+           "(target >= 2x)." + ("" if "previous" in steady["channelwise"] else
+                                " The previous version has no channelwise codec: new only."), "",
+           "| version | compress s | decompress s | ratio to hyperprior (c / d) | "
+           "speed-up vs CompressAI hyperprior q3 (c / d) | peak RSS MB | bytes | PSNR dB | targets met |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for version in ("new", "previous"):
+    if version not in steady["channelwise"]:
+      continue
+    entry = steady["channelwise"][version]
+    point = next(p for q, p in entry.items() if q != "peak_rss_mb")
+    hyper = next(p for q, p in steady["hyperprior"][version].items() if q != "peak_rss_mb")
+    c_ratio = ratio(point["compress_s"], hyper["compress_s"])
+    d_ratio = ratio(point["decompress_s"], hyper["decompress_s"])
+    met = c_ratio <= 2 and d_ratio <= 2
+    if ref:
+      c_up = ratio(ref["compress_s"], point["compress_s"])
+      d_up = ratio(ref["decompress_s"], point["decompress_s"])
+      versus_cai = f"{c_up:.2f}x / {d_up:.2f}x"
+      met = met and c_up >= 2 and d_up >= 2
+    else:
+      versus_cai = "– (no CompressAI venv)"
+    lines.append(f"| {version} | {point['compress_s']:.3f} | {point['decompress_s']:.3f} | "
+                 f"{c_ratio:.2f}x / {d_ratio:.2f}x | {versus_cai} | {entry['peak_rss_mb']:.0f} | "
+                 f"{point['bytes']} | {point['psnr_db']:.4f} | "
+                 f"{'yes' if met else 'NO'}{'' if ref else ' (ratio only)'} |")
+  return lines
+
+
 def _table(report):
   """The Markdown summary of a report."""
   steady, cai = report["steady_state"], report["compressai"]
@@ -284,6 +411,7 @@ def _table(report):
                    f"{ref['versions']['torch']}, N={ref['versions']['N']}, M={ref['versions']['M']}) | "
                    f"{ref['compress_s']:.3f} | {ref['decompress_s']:.3f} | 1.00x / 1.00x | – | "
                    f"{ref['peak_rss_mb']:.0f} | – | – | – |")
+  lines += _channelwise_table(report)
   rnn = steady["rnn"]
   lines += ["", "rnn (width 0.25, random weights), seconds:", "",
             "| implementation | iterations | compress s | decompress s | compress s/iteration | decompress s/iteration |",
@@ -313,44 +441,77 @@ def _table(report):
       lines.append(f"| {label} | {row['wall_s']:.1f} | {row['images_per_s']:.2f} | "
                    f"{row['peak_rss_mb']:.0f} |")
   lines.append(f"\nIdentical files from every version: {'yes' if batch['identical_files'] else 'NO'}.")
+  if "wall_s" in report:
+    lines.append(f"\nWall time of the whole run: {report['wall_s'] / 60:.1f} min.")
   return "\n".join(lines) + "\n"
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--previous", default="/work/main",
-                      help="Checkout of the previous version of this repository.")
+  parser.add_argument("--previous", default=None,
+                      help="Checkout of the previous version of this repository; by default "
+                           "(or if it is this checkout) a temporary git worktree of "
+                           "--previous_commit.")
+  parser.add_argument("--previous_commit", default=PREVIOUS_COMMIT,
+                      help="Commit of the previous version when --previous is not another "
+                           "checkout.")
   parser.add_argument("--compressai", default=os.path.join(ROOT, "..", "peer-cai"),
                       help="Folder of the CompressAI recipe with its venv/.")
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--condition", default="",
                       help="What else ran on the machine, for the record.")
   args = parser.parse_args()
-  versions = {"previous": os.path.abspath(args.previous), "new": ROOT}
+  started = time.perf_counter()
   image = os.path.abspath(os.path.join(KODAK, IMAGE))
+  previous, worktree = previous_checkout(args.previous, args.previous_commit)
   work = tempfile.mkdtemp(prefix="tfc_codecs-speed-")
   try:
+    versions = {"previous": previous, "new": ROOT}
     cache = os.path.join(work, "cache")
     models = {name: os.path.join(work, name) for name in ("factorized", "rnn")}
-    _run([sys.executable, "-c", MAKE_MODELS, models["factorized"], models["rnn"]],
-         _env(ROOT, cache))
+    make = [f"factorized={models['factorized']}", f"rnn={models['rnn']}"]
+    if "channelwise" in zoo.family_names():
+      channelwise = zoo.resolve("channelwise")
+      description = "the shipped `channelwise` model"
+    else:
+      channelwise = os.path.join(work, "channelwise-vr")
+      make.append(f"channelwise-vr={channelwise}")
+      description = ("a `channelwise-vr` model with random weights (N=128, M=192, default "
+                     "slices and context; the zoo has no `channelwise` family yet)")
+    _run([sys.executable, "-c", MAKE_MODELS, *make], _env(ROOT, cache))
+    meta = model_dir.read_meta(channelwise)
+    quality = meta["default_quality"] or zoo.quality_of(channelwise)
+    channelwise_versions = ("previous", "new") if os.path.exists(
+        os.path.join(previous, CHANNELWISE_SOURCE)) else ("new",)
     rnn_iterations = f"1,{RNN_DEFAULT_ITERATIONS}"
+    cpu = cpu_kind()
     report = dict(
-        machine=f"{os.cpu_count()} CPU cores", image=f"{IMAGE} (768x512)",
+        machine=_machine(cpu), cpu=cpu, image=f"{IMAGE} (768x512)",
         condition=args.condition, warmup=WARMUP, reps=REPS, rounds=args.rounds,
         started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        commits={version: subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                                         capture_output=True, text=True).stdout.strip()
-                 for version, root in versions.items()})
+        commits={version: _commit(root) for version, root in versions.items()},
+        previous_source=("temporary git worktree of " + args.previous_commit if worktree
+                         else previous),
+        channelwise=dict(
+            description=f"{description}, {meta['codec']} at quality {quality} "
+                        f"(its default), fingerprint {meta['fingerprint']}",
+            shipped=channelwise.startswith(zoo.ZOO_DIR), codec=meta["codec"],
+            config=meta["config"], quality=quality, fingerprint=meta["fingerprint"],
+            versions=list(channelwise_versions)))
     report["compressai"] = compressai(args.compressai, args.rounds, image)
+    both = ("previous", "new")
     report["steady_state"] = steady_state(versions, cache, args.rounds, image, {
-        "hyperprior": (zoo.resolve("hyperprior"), "", WARMUP, REPS),
-        "factorized": (models["factorized"], "", WARMUP, REPS),
-        "rnn": (models["rnn"], rnn_iterations, 1, 3)}, work)
+        "hyperprior": (zoo.resolve("hyperprior"), "", WARMUP, REPS, both),
+        "factorized": (models["factorized"], "", WARMUP, REPS, both),
+        "channelwise": (channelwise, "", WARMUP, REPS, channelwise_versions),
+        "rnn": (models["rnn"], rnn_iterations, 1, 3, both)}, work)
     report["command_line"] = command_line(versions, args.rounds + 1, image, work)
     report["folder"] = folder(versions, work)
   finally:
     shutil.rmtree(work, ignore_errors=True)
+    if worktree:
+      remove_worktree(worktree)
+  report["wall_s"] = time.perf_counter() - started
   out_dir = os.path.join(ROOT, "benchmarks", "results")
   write_json(os.path.join(out_dir, "speed.json"), report)
   table = _table(report)
