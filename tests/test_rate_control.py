@@ -12,7 +12,7 @@ from tfc_codecs.evaluation import metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {name: os.path.join(ROOT, "testdata", "models", name)
-          for name in ("hyperprior_vr_tiny", "rnn_tiny")}
+          for name in ("hyperprior_vr_tiny", "channelwise_vr_tiny", "rnn_tiny")}
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

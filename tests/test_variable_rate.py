@@ -53,7 +53,9 @@ def test_roundtrip_and_rate_at_every_quality(vr, photos):
       expected, bits = vr.net.reconstruct(tf.constant(image), quality)
       np.testing.assert_array_equal(decoded, expected.numpy(), err_msg=f"{name} q{quality}")
       payload_bits = 8 * sum(len(p) for p in stream.payloads)
-      assert float(bits) - 16 <= payload_bits <= float(bits) * 1.03 + 64, (name, quality)
+      count = len(stream.payloads)  # Each string may end up to 8 bits early.
+      assert float(bits) - 8 * count <= payload_bits <= float(bits) * 1.03 + 32 * count, (
+          name, quality)
       sizes.append(len(data))
       errors.append(np.mean((decoded.astype(float) - image) ** 2))
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1], (name, sizes)

@@ -53,6 +53,8 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODELS = {
+    "channelwise": REPO / "testdata" / "models" / "channelwise_tiny",
+    "channelwise-vr": REPO / "testdata" / "models" / "channelwise_vr_tiny",
     "factorized": REPO / "testdata" / "models" / "factorized_tiny",
     "factorized-vr": REPO / "testdata" / "models" / "factorized_vr_tiny",
     "hyperprior": REPO / "testdata" / "models" / "hyperprior_tiny",
@@ -219,7 +221,8 @@ def m_name(rng, data, where):
     return _put(data, 6, bytes([rng.choice((0, 1, 5, 10, 13, 32, 33, 255))]))
   if where is None:
     return data
-  names = [b"factorized", b"factorized-vr", b"hyperprior", b"hyperprior-vr", b"rnn", b"\xff" * 3]
+  names = [b"channelwise", b"channelwise-vr", b"factorized", b"factorized-vr", b"hyperprior",
+           b"hyperprior-vr", b"rnn", b"\xff" * 3]
   name = rng.choice(names)
   if pick < 0.7:  # Another codec's name, the rest of the header kept.
     return data[:6] + bytes([len(name)]) + name + data[7 + where.name_length:]

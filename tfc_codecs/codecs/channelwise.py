@@ -27,7 +27,7 @@ float32. Means are fixed point with FRACTION_BITS fractional bits.
 Payload strings: [side information, slice 1, ..., slice K].
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -50,6 +50,14 @@ def default_slices(latent_filters: int) -> Tuple[int, ...]:
   count = min(5, latent_filters)
   return tuple(latent_filters // count + (k >= count - latent_filters % count)
                for k in range(count))
+
+
+class SliceChain(NamedTuple):
+  """What the fixed-point slice chain yields for one batch of latents."""
+  decoded: tf.Tensor  # Quantized latents ŷ = symbols + means, before LRP.
+  synthesized: tf.Tensor  # ŷ after LRP: what the synthesis sees (None when encoding).
+  bits: tf.Tensor  # Estimated bits of the coded symbols, per image [B] (0 when encoding).
+  strings: List[tf.Tensor]  # One payload string [1] per slice, when encoding.
 
 
 class ChannelwiseCodec(TransformCodec):
@@ -110,8 +118,8 @@ class ChannelwiseCodec(TransformCodec):
     z_hat, side_bits = self._factorized_rate(self.side_bottleneck, z, training)
     z_hat = self._decoded(z, z_hat, training)
     if not training:  # Exactly what coding computes.
-      y_hat, bits, _ = self._exact_latents(z_hat, y=y)
-      return y_hat, bits + side_bits
+      chain = self.slice_chain(z_hat, y=y)
+      return chain.synthesized, chain.bits + side_bits
     mean_features = self.hyper_synthesis_mean(z_hat)
     scale_features = self.hyper_synthesis(z_hat)
     decoded, synthesized, bits = [], [], side_bits
@@ -136,14 +144,12 @@ class ChannelwiseCodec(TransformCodec):
     return .5 * tf.tanh(self.lrp_transforms[k](tf.concat([mean_features] + decoded, -1)))
 
   # Coding -------------------------------------------------------------------
-  def _exact_latents(self, z_hat, y=None, payloads=None, encode=False):
-    """Runs the slice chain in fixed point, from integer hyper-latents.
-
-    With latents `y` it quantizes them (and with `encode` codes each slice
-    into a string); with `payloads` it decodes each slice's string instead.
-    Returns (decoded latents after LRP, estimated bits of y [B], strings).
-    Means are fixed point at scale ONE; indexes are integers.
-    """
+  def slice_chain(self, z_hat: tf.Tensor, y: tf.Tensor = None, payloads: tf.Tensor = None,
+                  encode: bool = False) -> SliceChain:
+    """Runs the slice chain in fixed point, from integer hyper-latents: with
+    latents `y` it quantizes them (and with `encode` only codes each slice
+    into a string), with `payloads` it decodes each slice's string instead.
+    Means are fixed point at scale ONE; indexes are integers."""
     one = fixed_point.ONE
     mean_acc, mean_scale = fixed_point.exact_conv_stack(self.hyper_synthesis_mean.layers, z_hat)
     scale_acc, scale_scale = fixed_point.exact_conv_stack(self.hyper_synthesis.layers, z_hat)
@@ -165,14 +171,17 @@ class ChannelwiseCodec(TransformCodec):
         symbols = tf.round(tf.cast(y[..., start:end], tf.float64) - mean / one)
         if encode:
           strings.append(self.coder.compress(tf.cast(symbols, tf.float32), index))
-        _, slice_bits = self.bottleneck(tf.cast(symbols, tf.float32), index, training=False)
-        bits += slice_bits
+        else:
+          _, slice_bits = self.bottleneck(tf.cast(symbols, tf.float32), index, training=False)
+          bits += slice_bits
       else:
         symbols = tf.cast(self.coder.decompress(payloads[1 + k:2 + k], index), tf.float64)
       decoded_fixed.append(symbols * one + mean)
       decoded.append(tf.cast(decoded_fixed[-1] / one, tf.float32))
-      synthesized.append(decoded[-1] + self._lrp(k, mean_float, decoded))
-    return tf.concat(synthesized, -1), bits, strings
+      if not encode:  # The encoder needs neither LRP nor the estimate.
+        synthesized.append(decoded[-1] + self._lrp(k, mean_float, decoded))
+    return SliceChain(tf.concat(decoded, -1), tf.concat(synthesized, -1) if synthesized else None,
+                      bits, strings)
 
   def freeze(self) -> None:
     tables = {f"side_{k}": v for k, v in
@@ -193,10 +202,9 @@ class ChannelwiseCodec(TransformCodec):
   def _encode_latents(self, y):
     z = self.hyper_analysis(y)
     side_string = self.side_coder.compress(z)
-    _, _, strings = self._exact_latents(tf.round(z), y=y, encode=True)
-    return tf.concat([side_string] + strings, 0)
+    chain = self.slice_chain(tf.round(z), y=y, encode=True)
+    return tf.concat([side_string] + chain.strings, 0)
 
   def _decode_latents(self, payloads, padded_shape):
     z_hat = self.side_coder.decompress(payloads[:1], padded_shape // self.downsampling)
-    y_hat, _, _ = self._exact_latents(z_hat, payloads=payloads)
-    return y_hat
+    return self.slice_chain(z_hat, payloads=payloads).synthesized
