@@ -100,12 +100,6 @@ def evaluate_model(model, name, files, output):
   return report
 
 
-def overlap(reference, test):
-  """The quality range both curves cover: what bdrate.bd_rate integrates over
-  (bdrate does not expose it; this is its rule)."""
-  return max(min(reference), min(test)), min(max(reference), max(test))
-
-
 def compare(test, reference, metric):
   """BD-rate (%) if both curves have 2+ points (for PSNR with the dB range it
   integrates over), else test's metric vs reference's at test's bpp."""
@@ -115,14 +109,13 @@ def compare(test, reference, metric):
     return "(baseline)"
   t, r = test["results"], reference["results"]
   if len(t["bpp"]) >= 2:
+    ref_quality, test_quality = bdrate.bd_scale(metric, r[metric]), bdrate.bd_scale(metric, t[metric])
     try:
-      value = bdrate.bd_rate(r["bpp"], r[metric], t["bpp"], t[metric])
+      value = bdrate.bd_rate(r["bpp"], ref_quality, t["bpp"], test_quality)
     except CodecError as e:
       return str(e)
-    if metric == "psnr-rgb":
-      low, high = overlap(r[metric], t[metric])
-      return f"{value:+.2f}% ({low:.2f}–{high:.2f} dB)"
-    return f"{value:+.2f}%"
+    low, high = bdrate.overlap(ref_quality, test_quality)
+    return f"{value:+.2f}% ({low:.2f}–{high:.2f} dB)"
   order = np.argsort(r["bpp"])
   at = float(np.interp(t["bpp"][0], np.array(r["bpp"])[order], np.array(r[metric])[order]))
   digits = 2 if metric == "psnr-rgb" else 4
@@ -255,10 +248,10 @@ def main(argv=None):
       row = [report["name"], str(len(report["results"]["bpp"]))]
       row += [compare(report, reference, metric) for reference, _ in references]
       lines.append("| " + " | ".join(row) + " |")
-  lines += ["", "BD-rate (Bjøntegaard, `tfc_codecs.evaluation.bdrate`): the average bit "
-            "difference at equal quality, negative = fewer bits than the reference; in "
-            "brackets the PSNR range both curves cover, over which the fits are "
-            "integrated. Where a model has a single rate point: its value vs the "
+  lines += ["", "BD-rate (Bjøntegaard, `tfc_codecs.evaluation.bdrate`, PCHIP): the average "
+            "bit difference at equal quality, negative = fewer bits than the reference; in "
+            "brackets the quality range both curves cover, over which the interpolants are "
+            "integrated (PSNR in dB; MS-SSIM as −10·log10(1 − MS-SSIM) dB). Where a model has a single rate point: its value vs the "
             "reference's, interpolated at the model's bpp.", "",
             "## Rate points", "",
             "| codec | quality | bpp | PSNR-RGB dB | MS-SSIM | encode s | decode s |",

@@ -50,6 +50,25 @@ def test_bd_rate_hand_checked():
   assert bdrate.bd_rate(rate, psnr, rate, psnr) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_bd_rate_is_exact_for_a_rate_factor_on_any_curve():
+  """A curve that needs a fixed fraction fewer bits at every quality has that
+  BD-rate exactly, however irregular the curve and in whatever order its
+  points come (PCHIP passes through every point; a cubic fit would not)."""
+  rng = np.random.default_rng(3)
+  psnr = np.sort(rng.uniform(24., 40., 9))
+  rate = np.exp(np.cumsum(rng.uniform(0.05, 0.9, 9)))  # Irregular, increasing.
+  order = rng.permutation(9)
+  for factor in (0.5, 0.8, 1.3):
+    assert bdrate.bd_rate(rate, psnr, (rate * factor)[order], psnr[order]) == pytest.approx(
+        (factor - 1) * 100, abs=1e-9)
+  assert bdrate.overlap(psnr, np.append(psnr, 60.)) == (psnr[0], psnr[-1])
+
+
+def test_ms_ssim_bd_scale_is_decibels_of_the_distance_to_one():
+  np.testing.assert_allclose(bdrate.bd_scale("ms-ssim-rgb", [0.9, 0.99, 0.999]), [10., 20., 30.])
+  np.testing.assert_array_equal(bdrate.bd_scale("psnr-rgb", [30., 31.]), [30., 31.])
+
+
 def test_bd_rate_rejects_disjoint_and_short_curves():
   with pytest.raises(CodecError):
     bdrate.bd_rate([1, 2], [30, 31], [1, 2], [40, 41])

@@ -161,7 +161,7 @@ def cmd_info(args) -> int:
 
 def cmd_models(args) -> int:
   from tfc_codecs import zoo  # pylint: disable=import-outside-toplevel
-  print(f"{'model':<12} {'quality':>7}  {'codec':<13} {'filters':<10} "
+  print(f"{'model':<12} {'quality':>7}  {'codec':<14} {'filters':<10} "
         f"{'kodak bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}  fingerprint")
   for entry in zoo.shipped_models():
     meta = entry["meta"]
@@ -169,7 +169,7 @@ def cmd_models(args) -> int:
     config = meta["config"]
     filters = "/".join(str(config[k]) for k in ("num_filters", "latent_filters", "width")
                        if k in config)
-    print(f"{entry['name']:<12} {entry['quality']:>7}  {meta['codec']:<13} "
+    print(f"{entry['name']:<12} {entry['quality']:>7}  {meta['codec']:<14} "
           f"{filters:<10} {kodak.get('bpp', float('nan')):>9.4f} "
           f"{kodak.get('psnr-rgb', float('nan')):>8.2f} "
           f"{kodak.get('ms-ssim-rgb', float('nan')):>8.4f}  {meta['fingerprint']}"
@@ -222,12 +222,15 @@ def cmd_bdrate(args) -> int:
   for report in (ref, test):
     if args.metric not in report["results"]:
       raise CodecError(f"{report['name']} has no {args.metric} results")
-  curves = (ref["results"]["bpp"], ref["results"][args.metric],
-            test["results"]["bpp"], test["results"][args.metric])
-  unit = "dB" if args.metric == "psnr-rgb" else ""
+  ref_quality = bdrate.bd_scale(args.metric, ref["results"][args.metric])
+  test_quality = bdrate.bd_scale(args.metric, test["results"][args.metric])
+  curves = (ref["results"]["bpp"], ref_quality, test["results"]["bpp"], test_quality)
+  low, high = bdrate.overlap(ref_quality, test_quality)
+  scale = "dB" if args.metric == "psnr-rgb" else "dB of -10log10(1-MS-SSIM)"
   print(f"{test['name']} vs {ref['name']} ({args.metric}): "
         f"BD-rate {bdrate.bd_rate(*curves):+.2f}%, "
-        f"BD-{args.metric} {bdrate.bd_quality(*curves):+.4f} {unit}".rstrip())
+        f"BD-{args.metric} {bdrate.bd_quality(*curves):+.4f} {scale} "
+        f"(PCHIP over {low:.2f}-{high:.2f} {scale})")
   return 0
 
 
