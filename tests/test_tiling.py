@@ -20,7 +20,8 @@ from tfc_codecs.layers import tiling
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {name: os.path.join(ROOT, "testdata", "models", f"{name.replace('-', '_')}_tiny")
-        for name in ("factorized", "hyperprior", "hyperprior-vr")}
+        for name in ("factorized", "hyperprior", "hyperprior-vr", "channelwise",
+                     "channelwise-vr")}
 TILE_SIZES = (16, 32, 48, 64)
 
 

@@ -35,7 +35,7 @@ import tensorflow as tf
 from tfc_codecs import entropy_models
 from tfc_codecs.codecs.transform_coding import TransformCodec
 from tfc_codecs.errors import CodecError
-from tfc_codecs.layers import fixed_point
+from tfc_codecs.layers import fixed_point, tiling
 from tfc_codecs.layers.gdn_transforms import (
     AnalysisTransform, ContextTransform, HyperAnalysisTransform, HyperSynthesisTransform,
     SynthesisTransform)
@@ -139,9 +139,31 @@ class ChannelwiseCodec(TransformCodec):
       synthesized.append(decoded[-1] + self._lrp(k, mean_features, decoded))
     return tf.concat(synthesized, -1), bits
 
-  def _lrp(self, k, mean_features, decoded):
-    """Latent residual prediction for slice k from the slices decoded so far."""
-    return .5 * tf.tanh(self.lrp_transforms[k](tf.concat([mean_features] + decoded, -1)))
+  def _lrp(self, k, mean_features, decoded, tiled=False):
+    """Latent residual prediction for slice k from the slices decoded so far
+    (`tiled`: over tiles of `tile_size` pixels, as the synthesis)."""
+    transform = self.lrp_transforms[k]
+    context = tf.concat([mean_features] + decoded, -1)
+    if tiled:
+      return .5 * tf.tanh(self._tiled(transform, transform, context, tf.float32))
+    return .5 * tf.tanh(transform(context))
+
+  def _tiled(self, transform, fn, x, dtype):
+    """`fn`, a stride-1 function with `transform`'s receptive field, over
+    latent tiles of `tile_size` pixels: memory stays bounded on huge images."""
+    return tiling.tiled(fn, x, self.tile_size // 16, tiling.halos(transform, 1, 1), 1, 1,
+                        dtype, tiling.output_channels(transform))
+
+  def _exact_parameters(self, k, support):
+    """Slice k's context transform in fixed point (scale ONE in and out),
+    tile by tile: exact, so the tiles change nothing."""
+    transform = self.parameter_transforms[k]
+
+    def run(x):
+      acc, scale = fixed_point.exact_conv_stack(transform.layers, x, fixed_point.ONE)
+      return fixed_point.rescale(acc, scale)
+
+    return self._tiled(transform, run, support, tf.float64)
 
   # Coding -------------------------------------------------------------------
   def slice_chain(self, z_hat: tf.Tensor, y: tf.Tensor = None, payloads: tf.Tensor = None,
@@ -160,10 +182,8 @@ class ChannelwiseCodec(TransformCodec):
     bits = tf.zeros([tf.shape(z_hat)[0]])
     for k, (start, end) in enumerate(self._slice_bounds()):
       size = end - start
-      acc, scale = fixed_point.exact_conv_stack(
-          self.parameter_transforms[k].layers,
-          tf.concat([mean_features, scale_features] + decoded_fixed, -1), one)
-      params = fixed_point.rescale(acc, scale)
+      params = self._exact_parameters(
+          k, tf.concat([mean_features, scale_features] + decoded_fixed, -1))
       mean = mean_features[..., start:end] + params[..., :size]  # Scale ONE.
       index = tf.floor((scale_features[..., start:end] + params[..., size:]) / one + .5)
       index = tf.cast(index, tf.float32)
@@ -179,7 +199,7 @@ class ChannelwiseCodec(TransformCodec):
       decoded_fixed.append(symbols * one + mean)
       decoded.append(tf.cast(decoded_fixed[-1] / one, tf.float32))
       if not encode:  # The encoder needs neither LRP nor the estimate.
-        synthesized.append(decoded[-1] + self._lrp(k, mean_float, decoded))
+        synthesized.append(decoded[-1] + self._lrp(k, mean_float, decoded, tiled=True))
     return SliceChain(tf.concat(decoded, -1), tf.concat(synthesized, -1) if synthesized else None,
                       bits, strings)
 

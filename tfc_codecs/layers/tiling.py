@@ -157,7 +157,7 @@ def _upsamples(layer: tf.keras.layers.Layer) -> bool:
   return isinstance(layer, tfc.SignalConv2D) and max(layer.strides_up) > 1
 
 
-def _channels(transform: tf.keras.Sequential) -> int:
+def output_channels(transform: tf.keras.Sequential) -> int:
   """Output channels of a transform: those of its last convolution."""
   return [l for l in transform.layers if isinstance(l, tfc.SignalConv2D)][-1].filters
 
@@ -168,7 +168,7 @@ def tiled_analysis(transform: tf.keras.Sequential, x: tf.Tensor,
   computed over tiles of `tile_size` pixels (a multiple of 16)."""
   return tiled(lambda t: transform(tf.cast(t, tf.float32)), x, tile_size // 16,
                halos(transform, 16, 1), 16, 1, tf.float32,
-               _channels(transform))
+               output_channels(transform))
 
 
 def tiled_synthesis(transform: tf.keras.Sequential, y_hat: tf.Tensor,
@@ -185,4 +185,4 @@ def tiled_synthesis(transform: tf.keras.Sequential, y_hat: tf.Tensor,
     return output(t)
 
   return tiled(synthesize, y_hat, tile_size // 16, halos(transform, 1, 16), 1, 16, dtype,
-               _channels(transform))
+               output_channels(transform))
