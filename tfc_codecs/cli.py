@@ -384,7 +384,7 @@ def parse_args(argv):
   p = subparsers.add_parser("compress", help="Compress images to .tfci files.")
   p.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files (PNG, JPEG, ...).")
   p.add_argument("--model", help="Shipped model name or trained model directory "
-                 "(default: hyperprior).")
+                 "(default: channelwise).")
   p.add_argument("--quality", type=int, help="Rate point (higher = better); "
                  "for rnn the number of iterations (1..16, default 8).")
   p.add_argument("--target_bpp", type=float,
@@ -432,7 +432,7 @@ def parse_args(argv):
       "serving_default, compress_image, decompress, decompress_image) and "
       "EXPORT_BASE/models.config.")
   p.add_argument("--model", help="Shipped model name or trained model directory "
-                 "(default: hyperprior).")
+                 "(default: channelwise).")
   p.add_argument("--quality", type=int, help="Rate point of a fixed-rate shipped family.")
   p.add_argument("--export_base", required=True, help="TF Serving model base directory.")
   p.add_argument("--model_name", help="Name to serve it under (default: the model's).")

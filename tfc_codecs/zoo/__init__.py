@@ -12,7 +12,7 @@ from tfc_codecs import model_dir
 from tfc_codecs.errors import CodecError
 
 ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_MODEL = "hyperprior"
+DEFAULT_MODEL = "channelwise"
 
 
 def _index() -> Dict[str, Any]:
