@@ -53,8 +53,11 @@ def test_roundtrip_and_rate_at_every_quality(vr, photos):
       expected, bits = vr.net.reconstruct(tf.constant(image), quality)
       np.testing.assert_array_equal(decoded, expected.numpy(), err_msg=f"{name} q{quality}")
       payload_bits = 8 * sum(len(p) for p in stream.payloads)
-      count = len(stream.payloads)  # Each string may end up to 8 bits early.
-      assert float(bits) - 8 * count <= payload_bits <= float(bits) * 1.03 + 32 * count, (
+      # Each string may end up to 8 bits early; and an outlier that the model's
+      # density prices at many bits costs the coder only its escape code, so the
+      # files may also fall a little below the estimate (channelwise, 1.9% seen).
+      count = len(stream.payloads)
+      assert float(bits) * 0.97 - 8 * count <= payload_bits <= float(bits) * 1.03 + 32 * count, (
           name, quality)
       sizes.append(len(data))
       errors.append(np.mean((decoded.astype(float) - image) ** 2))
