@@ -27,12 +27,13 @@ float32. Means are fixed point with FRACTION_BITS fractional bits.
 Payload strings: [side information, slice 1, ..., slice K].
 """
 
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import entropy_models
+from tfc_codecs.codecs.hyperprior import ScaleTableCoding
 from tfc_codecs.codecs.transform_coding import TransformCodec
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import fixed_point, tiling
@@ -60,7 +61,7 @@ class SliceChain(NamedTuple):
   strings: List[tf.Tensor]  # One payload string [1] per slice, when encoding.
 
 
-class ChannelwiseCodec(TransformCodec):
+class ChannelwiseCodec(ScaleTableCoding, TransformCodec):
   """Channel-conditional mean-scale hyperprior; N = `num_filters`,
   M = `latent_filters` in `slices` (channel counts, summing to M), context
   transforms `context_filters` wide."""
@@ -202,22 +203,6 @@ class ChannelwiseCodec(TransformCodec):
         synthesized.append(decoded[-1] + self._lrp(k, mean_float, decoded, tiled=True))
     return SliceChain(tf.concat(decoded, -1), tf.concat(synthesized, -1) if synthesized else None,
                       bits, strings)
-
-  def freeze(self) -> None:
-    tables = {f"side_{k}": v for k, v in
-              entropy_models.factorized_tables(self.hyperprior).items()}
-    tables.update(entropy_models.scale_table_tables())
-    self.set_entropy_tables(tables)
-
-  def entropy_tables(self) -> Dict[str, np.ndarray]:
-    side, main = self.side_coder.entropy_coder, self.coder.entropy_coder
-    return dict(side_cdf=side.cdf, side_cdf_offset=side.cdf_offset,
-                cdf=main.cdf, cdf_offset=main.cdf_offset)
-
-  def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
-    side = dict(cdf=tables["side_cdf"], cdf_offset=tables["side_cdf_offset"])
-    self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"], self.ops)
-    self.coder = entropy_models.scale_table_coder(tables, self.ops)
 
   def _encode_latents(self, y):
     z = self.hyper_analysis(y)

@@ -24,7 +24,30 @@ from tfc_codecs.layers.gdn_transforms import (
 from tfc_codecs.layers.fixed_point import exact_hyper_synthesis
 
 
-class HyperpriorCodec(TransformCodec):
+class ScaleTableCoding:
+  """The range-coding tables of a codec with hyperprior side information:
+  the learned factorized density `hyperprior` of the hyper-latents (coded by
+  `side_coder`) and the Gaussian scale table (coded by `coder`). Mixed in
+  before a `TransformCodec` (`hyperprior`, `channelwise`)."""
+
+  def freeze(self) -> None:
+    tables = {f"side_{k}": v for k, v in
+              entropy_models.factorized_tables(self.hyperprior).items()}
+    tables.update(entropy_models.scale_table_tables())
+    self.set_entropy_tables(tables)
+
+  def entropy_tables(self) -> Dict[str, np.ndarray]:
+    side, main = self.side_coder.entropy_coder, self.coder.entropy_coder
+    return dict(side_cdf=side.cdf, side_cdf_offset=side.cdf_offset,
+                cdf=main.cdf, cdf_offset=main.cdf_offset)
+
+  def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
+    side = dict(cdf=tables["side_cdf"], cdf_offset=tables["side_cdf_offset"])
+    self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"], self.ops)
+    self.coder = entropy_models.scale_table_coder(tables, self.ops)
+
+
+class HyperpriorCodec(ScaleTableCoding, TransformCodec):
   """Scale hyperprior; N = `num_filters`, M = `latent_filters`."""
 
   codec_name = "hyperprior"
@@ -59,22 +82,6 @@ class HyperpriorCodec(TransformCodec):
     if training:
       return self.hyper_synthesis(z_hat)
     return exact_hyper_synthesis(self.hyper_synthesis, z_hat)
-
-  def freeze(self) -> None:
-    tables = {f"side_{k}": v for k, v in
-              entropy_models.factorized_tables(self.hyperprior).items()}
-    tables.update(entropy_models.scale_table_tables())
-    self.set_entropy_tables(tables)
-
-  def entropy_tables(self) -> Dict[str, np.ndarray]:
-    side, main = self.side_coder.entropy_coder, self.coder.entropy_coder
-    return dict(side_cdf=side.cdf, side_cdf_offset=side.cdf_offset,
-                cdf=main.cdf, cdf_offset=main.cdf_offset)
-
-  def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
-    side = dict(cdf=tables["side_cdf"], cdf_offset=tables["side_cdf_offset"])
-    self.side_coder = entropy_models.factorized_coder(side, self.config["num_filters"], self.ops)
-    self.coder = entropy_models.scale_table_coder(tables, self.ops)
 
   def _encode_latents(self, y):
     z = self.hyper_analysis(y)
