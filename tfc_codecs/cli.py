@@ -4,11 +4,9 @@ Subcommands in tensorflow-compression's style (absl app + argparse flags).
 Every user error ends in one line `tfc_codecs: error: ...` and exit code 1.
 """
 
-import concurrent.futures
 import gc
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Hide TF C++ start-up noise.
 # TensorFlow is imported lazily, after absl's app has started; without this its
@@ -19,58 +17,16 @@ os.environ["TF2_BEHAVIOR"] = "1"
 from absl import app  # pylint: disable=wrong-import-position
 from absl.flags import argparse_flags  # pylint: disable=wrong-import-position
 
+from tfc_codecs.command_files import PROG, output_paths, print_error, run_each  # pylint: disable=wrong-import-position
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
 from tfc_codecs.serving import commands as serving_commands  # pylint: disable=wrong-import-position
 
-PROG = "tfc_codecs"
-PIPELINE_WORKERS = 2  # Images in flight in a batch (see `_each`).
-
-
-def _error(message: str) -> None:
-  print(f"{PROG}: error: {message}", file=sys.stderr)
-
-
-def _outputs(inputs, output, suffix):
-  """Output path per input: INPUT+suffix, --output for one input, or a folder."""
-  if output and len(inputs) > 1:
-    if not os.path.isdir(output):
-      raise CodecError("--output must be a directory when several inputs are given")
-    return [os.path.join(output, os.path.basename(i) + suffix) for i in inputs]
-  if output and os.path.isdir(output):
-    return [os.path.join(output, os.path.basename(inputs[0]) + suffix)]
-  return [output] if output else [i + suffix for i in inputs]
-
-
-def _each(inputs, outputs, work, workers: int = 1, throughput: bool = False) -> int:
-  """Runs work(input, output) for each pair, `workers` pairs at a time in
-  threads (TensorFlow, image decoding and file I/O release the GIL, so one
-  image's reading, entropy coding and writing overlap another's transforms).
-  `work` may return (stream, line) pairs to print; they and errors are
-  reported in input order, then, with `throughput` and several inputs, the
-  images per second. Returns 1 if any pair failed, else 0."""
-  gc.freeze()  # Start-up objects (TensorFlow's, the model's) stay uncollected...
-  gc.enable()  # ...and later collections skip them (see `run`).
-  start = time.perf_counter()
-  failures = 0
-  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-    futures = [pool.submit(work, source, target) for source, target in zip(inputs, outputs)]
-    for source, future in zip(inputs, futures):
-      try:
-        for stream, line in future.result() or ():
-          print(line, file=stream)
-      except CodecError as e:
-        _error(str(e) if str(e).startswith(source) else f"{source}: {e}")
-        failures += 1
-  if throughput and len(inputs) > 1:
-    seconds = time.perf_counter() - start
-    print(f"{len(inputs) - failures} of {len(inputs)} images in {seconds:.2f} s "
-          f"({(len(inputs) - failures) / seconds:.2f} images/s)")
-  return 1 if failures else 0
+PIPELINE_WORKERS = 2  # Images in flight in a batch (see `command_files.run_each`).
 
 
 def cmd_compress(args) -> int:
   from tfc_codecs import api, fileio, images, rate_control  # pylint: disable=import-outside-toplevel
-  outputs = _outputs(args.inputs, args.output, ".tfci")
+  outputs = output_paths(args.inputs, args.output, ".tfci")
   for target in outputs:
     fileio.check_writable(target, args.overwrite)
   targeted = args.target_bpp is not None or args.target_psnr is not None
@@ -104,12 +60,12 @@ def cmd_compress(args) -> int:
                        f"{ms_ssim:.4f} ({metrics.ms_ssim_db(ms_ssim):.2f} dB)")))
     return lines
 
-  return _each(args.inputs, outputs, work, args.workers, args.verbose)
+  return run_each(args.inputs, outputs, work, args.workers, args.verbose)
 
 
 def cmd_decompress(args) -> int:
   from tfc_codecs import api, fileio, images  # pylint: disable=import-outside-toplevel
-  outputs = _outputs(args.inputs, args.output, ".png")
+  outputs = output_paths(args.inputs, args.output, ".png")
   for target in outputs:
     fileio.check_writable(target, args.overwrite)
 
@@ -120,7 +76,7 @@ def cmd_decompress(args) -> int:
     fileio.atomic_write(target, images.encode_png(image), args.overwrite)
     return [(sys.stdout, f"{target}: {image.shape[0]}x{image.shape[1]}")] if args.verbose else []
 
-  return _each(args.inputs, outputs, work, args.workers, args.verbose)
+  return run_each(args.inputs, outputs, work, args.workers, args.verbose)
 
 
 def _describe(entry) -> str:
@@ -156,7 +112,7 @@ def cmd_info(args) -> int:
     print(f"total:        {len(data)} bytes ({stream.header_bytes()} header), "
           f"{metrics.bits_per_pixel(len(data), stream.height, stream.width):.4f} bpp")
 
-  return _each(args.inputs, args.inputs, work)
+  return run_each(args.inputs, args.inputs, work)
 
 
 def cmd_models(args) -> int:
@@ -476,17 +432,17 @@ def parse_args(argv):
 
 def main(args) -> None:
   if args.handler not in (cmd_compress, cmd_decompress):
-    gc.enable()  # Only these start up without collection (see `run`, `_each`).
+    gc.enable()  # Only these start up without collection (see `run`, `command_files.run_each`).
   try:
     code = args.handler(args)
   except CodecError as e:
-    _error(str(e))
+    print_error(str(e))
     code = 1
   except Exception as e:  # pylint: disable=broad-except
     if os.environ.get("TFC_CODECS_DEBUG"):
       raise
     message = str(e).strip().splitlines()
-    _error(f"internal error ({type(e).__name__}: {message[0] if message else ''}); "
+    print_error(f"internal error ({type(e).__name__}: {message[0] if message else ''}); "
            "set TFC_CODECS_DEBUG=1 for a traceback")
     code = 2
   sys.exit(code)
@@ -496,8 +452,8 @@ def run() -> None:
   """Console-script entry point."""
   # No cyclic garbage collection while TensorFlow imports and the model loads
   # (a few hundred ms of full collections of a heap of import-time objects);
-  # `_each` freezes those objects and turns collection back on, `main` turns
-  # it on at once for the other commands (training, serving, ...).
+  # `command_files.run_each` freezes those objects and turns collection back
+  # on, `main` turns it on at once for the other commands (training, serving, ...).
   gc.disable()
   app.run(main, flags_parser=parse_args)
 

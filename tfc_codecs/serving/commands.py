@@ -73,10 +73,10 @@ def _check_server(server: str) -> None:
 
 def _run_client(args, input_name: str, output_name: str, suffix: str, extra) -> int:
   """Sends each input's bytes to the server; writes the output bytes next to it."""
-  from tfc_codecs import cli, fileio, images  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import command_files, fileio, images  # pylint: disable=import-outside-toplevel
   from tfc_codecs.serving import client  # pylint: disable=import-outside-toplevel
   _check_server(args.server)
-  outputs = cli._outputs(args.inputs, args.output, suffix)  # pylint: disable=protected-access
+  outputs = command_files.output_paths(args.inputs, args.output, suffix)
   for target in outputs:
     fileio.check_writable(target, args.overwrite)
   served = client.Client(args.server, args.model_name, args.model_version, args.grpc)
@@ -87,7 +87,7 @@ def _run_client(args, input_name: str, output_name: str, suffix: str, extra) -> 
     fileio.atomic_write(target, result, args.overwrite)
 
   try:
-    return cli._each(args.inputs, outputs, work)  # pylint: disable=protected-access
+    return command_files.run_each(args.inputs, outputs, work)
   finally:
     served.close()
 
