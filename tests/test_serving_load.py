@@ -1,13 +1,17 @@
-"""Short run of the serving load test (benchmarks/serving_load.py): concurrent
+"""Short run of the serving load test (tests/stress/serving_load.py): concurrent
 clients over REST and gRPC with valid and malformed requests."""
 
 import os
 import sys
 
-from conftest import MODEL_DIRS, PHOTO_PATHS, REPO
+import pytest
 
-sys.path.insert(0, os.path.join(str(REPO), "benchmarks"))
+from conftest import MODEL_DIRS, PHOTO_PATHS
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "stress"))
 import serving_load  # pylint: disable=wrong-import-position
+
+pytestmark = pytest.mark.slow  # A server and clients for several seconds.
 
 
 def test_mixed_load_gets_exact_answers_and_clean_refusals():

@@ -1,6 +1,6 @@
 """How far is a factorized-vr model's rate above what its latents need?
 
-    python benchmarks/density_gap.py --model MODEL [--images 12] [--output PATH]
+    python -m experiments.density_gap --model MODEL [--images 12] [--output PATH]
 
 At each quality, compares the model's own rate estimate (its learned
 densities, on rounded latents) with the empirical entropy of the same rounded
@@ -16,10 +16,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from common import ROOT, write_json
+from benchmarks.common import ROOT, write_json
 
 from tfc_codecs import api  # pylint: disable=wrong-import-position
-from training_crops import DEFAULT_DATA, crop_latents  # pylint: disable=wrong-import-position
+from experiments.training_crops import DEFAULT_DATA, crop_latents  # pylint: disable=wrong-import-position
 
 
 def empirical_bits(symbols: np.ndarray) -> float:
@@ -55,7 +55,7 @@ def main():
     print(f"quality {index + 1}: model {model_bpp:.4f} bpp, empirical entropy "
           f"{entropy_bpp:.4f} bpp, gap {model_bpp / entropy_bpp - 1:+.1%}")
   output = args.output or os.path.join(
-      ROOT, "benchmarks", "results", f"density_gap-{codec.meta['fingerprint']}.json")
+      ROOT, "experiments", "results", f"density_gap-{codec.meta['fingerprint']}.json")
   write_json(output, {"model": args.model, "fingerprint": codec.meta["fingerprint"],
                       "images": [os.path.basename(f) for f in files], "crop": [320, 320],
                       "results": results})

@@ -1,11 +1,11 @@
 """Does storing weights as float16 cost quality? Compares a run's float32
 checkpoint with its shipped float16 model on a folder of images.
 
-    python benchmarks/float16_check.py --train_dir RUN --model ZOO_MODEL_DIR [--quality Q]
+    python -m experiments.float16_check --train_dir RUN --model ZOO_MODEL_DIR [--quality Q]
 
 Both are frozen the same way (tables from their own weights) and run through
 the real compress/decompress path at quality Q (the model's default; for rnn
-the number of iterations); writes benchmarks/results/float16_check-<codec>.json.
+the number of iterations); writes experiments/results/float16_check-<codec>.json.
 """
 
 import argparse
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from common import KODAK, ROOT, write_json
+from benchmarks.common import KODAK, ROOT, write_json
 
 from tfc_codecs import api, images, registry  # pylint: disable=wrong-import-position
 from tfc_codecs.evaluation import metrics  # pylint: disable=wrong-import-position
@@ -50,8 +50,8 @@ def main():
   result = {k: {"payload_bpp": float(np.mean([r[0] for r in v])),
                 "psnr-rgb": float(np.mean([r[1] for r in v]))} for k, v in rows.items()}
   result.update(images=len(rows["float32"]), quality=quality, checkpoint=checkpoint,
-                command="python benchmarks/float16_check.py " + " ".join(sys.argv[1:]))
-  output = os.path.join(ROOT, "benchmarks", "results",
+                command="python -m experiments.float16_check " + " ".join(sys.argv[1:]))
+  output = os.path.join(ROOT, "experiments", "results",
                         f"float16_check-{shipped.codec_name}.json")
   write_json(output, result)
   print(json.dumps(result, indent=2))

@@ -1,6 +1,6 @@
 """How many bits could a richer context model save on the rnn codec's codes?
 
-    python benchmarks/rnn_bit_context.py [--model rnn] [--images 12] [--fit_steps 300]
+    python -m experiments.rnn_bit_context [--model rnn] [--images 12] [--fit_steps 300]
 
 Codes all 16 iterations of every 40th BSDS500 photo (never Kodak), then
 measures bits per binary code, on the half of the images not used for fitting:
@@ -16,7 +16,7 @@ measures bits per binary code, on the half of the images not used for fitting:
   channel by channel, every position at once).
 Each is a logistic model: convolutions of the {-1, 1} code maps (lower
 channels masked) plus a bias per (iteration, channel), fitted by Adam on the
-other half of the images. Writes benchmarks/results/rnn_bit_context-<fingerprint>.json.
+other half of the images. Writes experiments/results/rnn_bit_context-<fingerprint>.json.
 """
 
 import argparse
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from common import BSDS500, ROOT, write_json
+from benchmarks.common import BSDS500, ROOT, write_json
 
 from tfc_codecs import api  # pylint: disable=wrong-import-position
 from tfc_codecs.codecs.base import pad_to_multiple  # pylint: disable=wrong-import-position
@@ -117,7 +117,7 @@ def main():
   for key, value in results.items():
     print(f"{key:28s} {value:.4f} bits per code ({100 * (1 - value):.1f}% under raw)")
   fingerprint = codec.meta["fingerprint"]
-  write_json(os.path.join(ROOT, "benchmarks", "results", f"rnn_bit_context-{fingerprint}.json"),
+  write_json(os.path.join(ROOT, "experiments", "results", f"rnn_bit_context-{fingerprint}.json"),
              dict(model=args.model, fingerprint=fingerprint, images=[os.path.basename(p) for p in paths],
                   codes=int(sum(c.size for c in code_maps)),
                   test_codes=test_codes, fit_steps=args.fit_steps,

@@ -1,7 +1,7 @@
 """How many bits does a hyperprior-vr model spend on side information, and
 how far is its hyper-latent density from what those hyper-latents need?
 
-    python benchmarks/side_information.py [--model hyperprior] [--images 40]
+    python -m experiments.side_information [--model hyperprior] [--images 40]
         [--refit_steps 300 --refit_patch 256 --refit_on rounded|noisy]
 
 At each quality, on 320x320 crops of the first BSDS500 photos (never Kodak):
@@ -12,7 +12,7 @@ bits. With --refit_steps, the density alone (everything else fixed) is then
 trained for that many Adam steps on random BSDS500 crops of --refit_patch
 pixels at random qualities, on the rounded hyper-latents or on noisy ones as
 in training, and measured again: what a better-fitted density would save.
-Writes benchmarks/results/side_information-<fingerprint>[-refit-...].json.
+Writes experiments/results/side_information-<fingerprint>[-refit-...].json.
 """
 
 import argparse
@@ -21,11 +21,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from common import BSDS500, ROOT, write_json
+from benchmarks.common import BSDS500, ROOT, write_json
 
 from tfc_codecs import api, data  # pylint: disable=wrong-import-position
-from density_gap import empirical_bits  # pylint: disable=wrong-import-position
-from training_crops import crop_latents  # pylint: disable=wrong-import-position
+from experiments.density_gap import empirical_bits  # pylint: disable=wrong-import-position
+from experiments.training_crops import crop_latents  # pylint: disable=wrong-import-position
 
 REFIT_BATCH = 4
 
@@ -98,7 +98,7 @@ def main():
                        "batch": REFIT_BATCH, "on": args.refit_on, "learning_rate": 1e-3,
                        "results": measure(net, latents, pixels)}
     name += f"-refit-{args.refit_on}-{args.refit_patch}"
-  output = args.output or os.path.join(ROOT, "benchmarks", "results", f"{name}.json")
+  output = args.output or os.path.join(ROOT, "experiments", "results", f"{name}.json")
   write_json(output, report)
   print("wrote", output)
 

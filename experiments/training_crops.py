@@ -1,4 +1,4 @@
-"""Top-left crops of the first BSDS500 training photos, for the benchmarks
+"""Top-left crops of the first BSDS500 training photos, for the experiments
 that probe a model's latents on training data (never Kodak)."""
 
 import glob
@@ -8,7 +8,7 @@ from typing import List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from common import BSDS500
+from benchmarks.common import BSDS500
 from tfc_codecs import images
 
 DEFAULT_DATA = BSDS500

@@ -1,7 +1,7 @@
 """Training speed and fidelity of bfloat16 convolutions (`train --conv_dtype`).
 
-    python benchmarks/training_step.py [--model hyperprior] [--steps 120]
-    python benchmarks/training_step.py --model rnn --patch_size 32 --batch_size 32
+    python -m experiments.training_step [--model hyperprior] [--steps 120]
+    python -m experiments.training_step --model rnn --patch_size 32 --batch_size 32
 
 Speed: runs the real `train` loop (BSDS500 crops, from the shipped model;
 `--quantization mixed` for the Ballé codecs) with float32 and with bfloat16
@@ -10,7 +10,7 @@ Fidelity: the shipped model's weights built both ways, the quantized forward
 pass on BSDS500 crops at each quality (the rnn: at its training iterations):
 PSNR of the bfloat16 reconstruction against the float32 one and the relative
 change of the estimated bits. Writes
-benchmarks/results/training_step-<codec>.json.
+experiments/results/training_step-<codec>.json.
 """
 
 import argparse
@@ -21,11 +21,11 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from common import BSDS500, ROOT, write_json
+from benchmarks.common import BSDS500, ROOT, write_json
 
 from tfc_codecs import api, registry, training  # pylint: disable=wrong-import-position
 from tfc_codecs.layers import precision  # pylint: disable=wrong-import-position
-from training_crops import training_crops  # pylint: disable=wrong-import-position
+from experiments.training_crops import training_crops  # pylint: disable=wrong-import-position
 
 
 def steps_per_second(model: str, net, conv_dtype: str, args) -> float:
@@ -98,7 +98,7 @@ def main():
       "fidelity": fidelity(net, crops),
   }
   output = args.output or os.path.join(
-      ROOT, "benchmarks", "results", f"training_step-{net.codec_name}.json")
+      ROOT, "experiments", "results", f"training_step-{net.codec_name}.json")
   write_json(output, report)
   print("wrote", output)
 

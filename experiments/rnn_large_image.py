@@ -1,12 +1,12 @@
 """Peak memory and time of the rnn codec on a large image (tiled coding).
 
-    python benchmarks/rnn_large_image.py [--height 3000 --width 4000] [--iterations 2]
+    python -m experiments.rnn_large_image [--height 3000 --width 4000] [--iterations 2]
         [--width_multiplier 1.0] [--model PATH]
 
 Runs compress and decompress in separate child processes and reports each
 one's peak resident memory (ru_maxrss). Without --model it uses the paper's
 full-size architecture with random weights: memory and time do not depend on
-the weights. Writes benchmarks/results/rnn_large_image.json.
+the weights. Writes experiments/results/rnn_large_image.json.
 """
 
 import argparse
@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, write_json
+from benchmarks.common import ROOT, write_json
 
-OUT = os.path.join(ROOT, "benchmarks", "results", "rnn_large_image.json")
+OUT = os.path.join(ROOT, "experiments", "results", "rnn_large_image.json")
 
 
 def child(args):
@@ -66,8 +66,8 @@ def main():
                 model=args.model or f"random weights, width {args.width_multiplier}",
                 command=" ".join(["python"] + sys.argv))
   for stage in ("compress", "decompress"):
-    out = subprocess.run([sys.executable, __file__, "--stage", stage] + sys.argv[1:],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "experiments.rnn_large_image", "--stage", stage]
+                         + sys.argv[1:], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     report[stage] = json.loads(out.strip().splitlines()[-1])
   report["note"] = ("decompress runs compress first in the same process, so its "
                     "peak covers both")

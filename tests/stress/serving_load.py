@@ -1,8 +1,8 @@
 """Load test of `tfc_codecs serve`: many clients, mixed and malformed requests.
 
-    python benchmarks/serving_load.py [--model hyperprior] [--clients 32] [--seconds 60]
+    python tests/stress/serving_load.py [--model hyperprior] [--clients 32] [--seconds 60]
 
-Exports MODEL, serves it (`benchmarks/serving_latency.start_server`) and runs
+Exports MODEL, serves it (`tfc_codecs serve` in a subprocess) and runs
 CLIENTS threads for SECONDS, each cycling through a mix of requests over REST
 and gRPC: valid compress (PNG in) and decompress (.tfci in), checked
 byte-for-byte against the library, and malformed ones (a truncated and a
@@ -11,29 +11,34 @@ must be refused with a client error (HTTP 4xx / INVALID_ARGUMENT-like code),
 never a server error. The server's resident memory is sampled every 0.5 s;
 "flat" means the peak of the last quarter of the run is within 10% (+64 MiB)
 of the peak of the second quarter (after warm-up). Writes
-benchmarks/results/serving_load-OPS.json.
+benchmarks/results/serving_load-OPS.json. tests/test_serving_load.py runs it
+for a few seconds.
 """
 
 import argparse
 import itertools
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Dict, List
 
-from common import KODAK, ROOT, write_json
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
 
-from serving_latency import start_server  # pylint: disable=wrong-import-position
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
 from tfc_codecs.serving.client import Client  # pylint: disable=wrong-import-position
 
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "serving_load-{ops}.json")
+RESULTS = REPO / "benchmarks" / "results" / "serving_load-{ops}.json"
+KODIM01 = REPO.parent / "shared" / "data" / "kodak" / "kodim01.png"
 SERVER_ERRORS = ("HTTP 5", "INTERNAL", "UNKNOWN", "UNAVAILABLE", "DATA_LOSS",
                  "cannot reach", "did not answer")
 
@@ -45,6 +50,23 @@ def rss_bytes(pid: int) -> int:
       if line.startswith("VmRSS:"):
         return int(line.split()[1]) * 1024
   return 0
+
+
+def start_server(model_base_path: str):
+  """Starts `tfc_codecs serve` on free ports; returns (process, rest, grpc)."""
+  process = subprocess.Popen(
+      [sys.executable, str(REPO / "bin" / "tfc_codecs"), "serve",
+       "--model_base_path", model_base_path, "--model_name", "default",
+       "--host", "127.0.0.1", "--port", "0", "--rest_api_port", "0"],
+      stdout=subprocess.PIPE, text=True)
+  addresses = {}
+  while len(addresses) < 2:
+    line = process.stdout.readline()
+    if not line:
+      raise SystemExit(f"server exited with code {process.wait()}")
+    protocol, _, address = line.strip().partition(" on ")
+    addresses[protocol] = address
+  return process, addresses["REST"], addresses["gRPC"]
 
 
 def request_mix(image_png: bytes, bitstream: bytes, decoded_png: bytes,
@@ -193,16 +215,18 @@ def serve_and_load(model: str, clients: int, seconds: float, image_path: str,
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="hyperprior")
-  parser.add_argument("--image", default=os.path.join(KODAK, "kodim01.png"))
+  parser.add_argument("--image", default=str(KODIM01))
   parser.add_argument("--clients", type=int, default=32)
   parser.add_argument("--seconds", type=float, default=60.)
   parser.add_argument("--ops", choices=("stock", "tfc"), default="stock",
                       help="Entropy coder of the export.")
   args = parser.parse_args()
   result = serve_and_load(args.model, args.clients, args.seconds, args.image, args.ops)
-  result["command"] = "python benchmarks/serving_load.py " + " ".join(sys.argv[1:])
-  path = RESULTS.format(ops=args.ops)
-  write_json(path, result, indent=1)
+  result["command"] = "python tests/stress/serving_load.py " + " ".join(sys.argv[1:])
+  path = str(RESULTS).format(ops=args.ops)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=1)
+    f.write("\n")
   print(json.dumps({k: v for k, v in result.items() if k != "rss_samples_mib"}, indent=1))
   ok = (result["wrong_results"] == result["server_errors"] == 0
         and result["malformed_accepted"] == 0 and result["memory_flat"])

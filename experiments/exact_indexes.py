@@ -1,13 +1,13 @@
 """Rate cost of the hyperprior's fixed-point scale indexes, on Kodak.
 
-    python benchmarks/exact_indexes.py [--model hyperprior] [--data ../shared/data/kodak]
+    python -m experiments.exact_indexes [--model hyperprior] [--data ../shared/data/kodak]
 
 The decoder computes scale-table indexes with `exact_hyper_synthesis`, so that
 every machine gets the same integers. The reconstruction does not depend on the
 indexes (the latents are rounded either way), only the rate does: this script
 codes every image at every quality with the exact indexes and with rounded
 float32 ones and reports the bpp of both and the BD-rate between the curves.
-Writes benchmarks/results/exact_indexes.json.
+Writes experiments/results/exact_indexes.json.
 """
 
 import argparse
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from common import KODAK, ROOT, write_json
+from benchmarks.common import KODAK, ROOT, write_json
 
 os.environ["TF2_BEHAVIOR"] = "1"
 
@@ -28,7 +28,7 @@ from tfc_codecs import images  # pylint: disable=wrong-import-position
 from tfc_codecs.codecs.base import pad_to_multiple  # pylint: disable=wrong-import-position
 from tfc_codecs.evaluation import bdrate  # pylint: disable=wrong-import-position
 
-OUT = os.path.join(ROOT, "benchmarks", "results", "exact_indexes.json")
+OUT = os.path.join(ROOT, "experiments", "results", "exact_indexes.json")
 
 
 def payload_bits(net, image, quality, exact):

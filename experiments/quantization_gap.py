@@ -1,6 +1,6 @@
 """What does training with uniform noise hide from a Ballé model's decoder?
 
-    python benchmarks/quantization_gap.py --model MODEL [--images 8] [--output PATH]
+    python -m experiments.quantization_gap --model MODEL [--images 8] [--output PATH]
 
 At each quality, runs the model's training pass with noisy latents and its
 decoding pass with rounded latents on the same crops, and reports the bpp
@@ -15,10 +15,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from common import ROOT, write_json
+from benchmarks.common import ROOT, write_json
 
 from tfc_codecs import api  # pylint: disable=wrong-import-position
-from training_crops import DEFAULT_DATA, training_crops  # pylint: disable=wrong-import-position
+from experiments.training_crops import DEFAULT_DATA, training_crops  # pylint: disable=wrong-import-position
 from tfc_codecs.codecs.variable_rate import VariableRate  # pylint: disable=wrong-import-position
 
 
@@ -52,7 +52,7 @@ def main():
   report = {"model": args.model, "fingerprint": codec.meta["fingerprint"],
             "images": [os.path.basename(f) for f in files], "crop": 256, "results": results}
   output = args.output or os.path.join(
-      ROOT, "benchmarks", "results", f"quantization_gap-{args.model}.json")
+      ROOT, "experiments", "results", f"quantization_gap-{args.model}.json")
   write_json(output, report)
 
 
