@@ -204,6 +204,7 @@ def roundtrip(cli_runs):
   return cli_runs["roundtrip"]
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_compress_writes_input_name_plus_tfci(roundtrip, codecs):
   result = roundtrip["compress"]
   assert result.returncode == 0, result.stderr
@@ -213,6 +214,7 @@ def test_compress_writes_input_name_plus_tfci(roundtrip, codecs):
   assert no_temp_files(roundtrip["work"]) == []
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_verbose_prints_bpp_psnr_ms_ssim(roundtrip):
   result = roundtrip["compress"]
   size = (roundtrip["work"] / "photo.png.tfci").stat().st_size
@@ -231,6 +233,7 @@ def test_verbose_prints_bpp_psnr_ms_ssim(roundtrip):
   assert ms_ssim == f"{value:.4f}" and ms_ssim_db == f"{metrics.ms_ssim_db(value):.2f}"
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_decompress_writes_file_name_plus_png(roundtrip):
   result = roundtrip["decompress"]
   assert result.returncode == 0, result.stderr
@@ -238,6 +241,7 @@ def test_decompress_writes_file_name_plus_png(roundtrip):
   assert no_temp_files(roundtrip["work"]) == []
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_cli_and_api_agree(roundtrip, codecs, photos):
   """The CLI writes the bytes the Python API writes, and decodes them to the
   image the API decodes: a .tfci file must not depend on the entry point."""
@@ -250,6 +254,7 @@ def test_cli_and_api_agree(roundtrip, codecs, photos):
   assert mismatch == 0, f"{mismatch} samples differ between CLI and API decodes"
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_batch_writes_what_one_by_one_compression_writes(cli_runs, codecs, photos):
   """A pipelined batch (several images in flight) writes each image's file
   and decoded PNG exactly as the API does for that image alone, and reports
@@ -269,6 +274,7 @@ def test_batch_writes_what_one_by_one_compression_writes(cli_runs, codecs, photo
                       lines[-1]), lines[-1]
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_info(roundtrip, codecs):
   result = roundtrip["info"]
   assert result.returncode == 0, result.stderr
@@ -284,6 +290,7 @@ def test_info(roundtrip, codecs):
   assert re.search(rf"^total:\s+{len(data)} bytes ", out, re.M), out
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_variable_rate_model_from_the_cli(cli_runs, repo_root, photos):
   import tfc_codecs  # pylint: disable=import-outside-toplevel
   runs = cli_runs["variable_rate"]
@@ -312,6 +319,7 @@ def test_variable_rate_model_from_the_cli(cli_runs, repo_root, photos):
   assert "quality" in bad.stderr and not (runs["work"] / "q9.tfci").exists()
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_models(run_cli):
   result = run_cli("models")
   assert result.returncode == 0, result.stderr
@@ -332,6 +340,7 @@ ERROR_CASES = ["compress_bad_inputs", "compress_existing_output", "decompress_ba
                "decompress_existing_output", "info_corrupted"]
 
 
+@pytest.mark.slow  # CLI subprocesses.
 @pytest.mark.parametrize("name", ERROR_CASES)
 def test_bad_inputs_give_one_error_line_each(cli_runs, name):
   case, folder, result = cli_runs["errors"][name]
@@ -350,6 +359,7 @@ def test_bad_inputs_give_one_error_line_each(cli_runs, name):
   assert no_temp_files(folder) == []
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_overwrite_replaces_output(cli_runs, codecs):
   _, folder, result = cli_runs["errors"]["compress_overwrite"]
   assert result.returncode == 0, result.stderr
@@ -360,6 +370,7 @@ def test_overwrite_replaces_output(cli_runs, codecs):
 
 
 # Training ---------------------------------------------------------------------
+@pytest.mark.slow  # CLI subprocesses.
 def test_train_writes_a_model(cli_runs):
   runs = cli_runs["train"]
   assert runs["first"].returncode == 0, runs["first"].stderr
@@ -372,6 +383,7 @@ def test_train_writes_a_model(cli_runs):
   assert f"fingerprint {meta['fingerprint']}" in stdout
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_trained_model_compresses_and_decompresses(cli_runs):
   runs = cli_runs["train"]
   assert runs["compress"].returncode == 0, runs["compress"].stderr
@@ -382,6 +394,7 @@ def test_trained_model_compresses_and_decompresses(cli_runs):
   assert read_png(runs["work"] / "photo.png.tfci.png").shape == (96, 128, 3)
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_train_resumes(cli_runs):
   runs = cli_runs["train"]
   second = runs["second"]
@@ -394,6 +407,7 @@ def test_train_resumes(cli_runs):
   assert no_temp_files(runs["train_dir"]) == []
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_stock_coder_from_the_cli(run_cli, model_dirs, photos, tmp_path):
   """compress --ops stock writes what the library's stock coder writes
   (coder 5); decompress and info read it like a range-coded file."""

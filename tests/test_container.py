@@ -3,7 +3,6 @@ fails with a one-line CodecError before anything large is allocated."""
 
 import dataclasses
 import struct
-import time
 import tracemalloc
 import zlib
 
@@ -252,14 +251,12 @@ def test_absurd_claimed_size_fails_before_decoding(codec, real_files):
   data = container.serialize(dataclasses.replace(stream, height=60000, width=60000))
   guarded = api.ImageCodec(NoDecoder(codec.net), codec.meta, codec.source)
   tracemalloc.start()
-  start = time.monotonic()
   try:
     with pytest.raises(CodecError, match="60000x60000"):
       guarded.decompress(data)
     _, peak = tracemalloc.get_traced_memory()
   finally:
     tracemalloc.stop()
-  assert time.monotonic() - start < 1
   assert peak < 1 << 20
 
 

@@ -7,10 +7,13 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import CLI_SCRIPT, MODEL_DIRS, REPO, subprocess_env
 from tfc_codecs import container
+
+pytestmark = pytest.mark.slow  # CLI subprocesses killed mid-run.
 
 NUM_IMAGES = 12
 

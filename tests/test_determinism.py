@@ -74,6 +74,7 @@ def runs(codecs, model_dirs, photos, repo_root, shell_env, tmp_path_factory):
   return image, expected, outputs
 
 
+@pytest.mark.slow  # Other processes.
 @pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))
 @pytest.mark.parametrize("name", ["factorized", "hyperprior", "channelwise"])
 def test_other_process_decodes_identically(runs, env_name, name):
@@ -84,6 +85,7 @@ def test_other_process_decodes_identically(runs, env_name, name):
   assert mismatch == 0, f"{mismatch} samples differ from this process's decode"
 
 
+@pytest.mark.slow  # Other processes.
 @pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))
 @pytest.mark.parametrize("name", ["factorized", "hyperprior", "channelwise"])
 def test_other_process_encodes_identically(runs, env_name, name):

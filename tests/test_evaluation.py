@@ -153,6 +153,7 @@ def test_progressive_evaluation_equals_one_file_per_quality(two_images, tmp_path
   assert fast["results"]["bpp"][0] < fast["results"]["bpp"][1]
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_bdrate_and_plot_cli(tmp_path):
   rate, psnr = [0.25, 0.5, 1.0, 2.0], [28., 31., 34., 37.]
   for name, scale in (("ref", 1.0), ("test", 0.8)):

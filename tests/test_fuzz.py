@@ -11,6 +11,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "stress"))
 import fuzz_decoder  # pylint: disable=wrong-import-position
 
+pytestmark = pytest.mark.slow  # Fuzzing.
+
 INPUTS_PER_CODEC = 40
 SECONDS_PER_INPUT = 30.  # Generous: CI machines are shared; hangs are far longer.
 
