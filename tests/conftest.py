@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Before TensorFlow loads.
-# The traced-function cache (tfc_codecs/frozen.py) of this session, inherited
+# The traced-function cache (tfc_codecs/traced_cache.py) of this session, inherited
 # by CLI subprocesses: a test run never writes to the user's cache.
 _CACHE = tempfile.TemporaryDirectory(prefix="tfc_codecs_cache-")
 os.environ["TFC_CODECS_CACHE"] = _CACHE.name
@@ -80,7 +80,7 @@ def photo(photos):
 def random_symbols(seed, n, spread=1.5):
   """(values, scale-table indexes) int32 [n]: Gaussian values at `spread`
   times their scale (the larger, the more escapes)."""
-  from tfc_codecs import entropy_models  # pylint: disable=import-outside-toplevel
+  from tfc_codecs.entropy_coding import entropy_models  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(seed)
   indexes = rng.integers(0, entropy_models.NUM_SCALES, n).astype(np.int32)
   scales = entropy_models._scale_fn(indexes.astype(np.float32)).numpy()  # pylint: disable=protected-access

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfc_codecs import entropy_models, range_coding, stock_coding
+from tfc_codecs.entropy_coding import cdf_tables, entropy_models, range_coder, stock_coder
 
 from conftest import corrupted_payloads
 
 CHUNKS, SIZE = 5, 700
-CODERS = {"range": range_coding.RangeCoder, "stock": stock_coding.StockCoder}
+CODERS = {"range": range_coder.RangeCoder, "stock": stock_coder.StockCoder}
 
 
 @pytest.fixture(scope="module", params=sorted(CODERS))

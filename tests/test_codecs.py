@@ -275,7 +275,7 @@ def test_cached_functions_write_the_same_bytes(name, repo_root, photos, tmp_path
   """A model loaded from the traced-function cache (no Keras model built)
   writes and decodes exactly what the model itself does; exposing `.net`
   switches back to the model's own functions."""
-  from tfc_codecs import frozen  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import traced_cache  # pylint: disable=import-outside-toplevel
   path = str(repo_root / "testdata" / "models" / name)
   monkeypatch.setenv("TFC_CODECS_CACHE", str(tmp_path))
   net, meta = model_dir.load(path)
@@ -288,7 +288,7 @@ def test_cached_functions_write_the_same_bytes(name, repo_root, photos, tmp_path
   first = api.load(path)  # Cache miss: traces, then saves each function used.
   assert first.compress(images[0]) == expected[0]
   np.testing.assert_array_equal(first.decompress(expected[0]), decoded[0])
-  entry = frozen.entry_dir(meta["fingerprint"], "tfc")
+  entry = traced_cache.entry_dir(meta["fingerprint"], "tfc")
   assert sorted(p.name for p in (tmp_path / entry.split("/")[-1]).iterdir()) == [
       "codec.json", "compress", "decompress"]
 

@@ -1,4 +1,4 @@
-"""The range coder with a bounded escape section (tfc_codecs/range_coding.py)."""
+"""The range coder with a bounded escape section (tfc_codecs/entropy_coding/range_coder.py)."""
 
 import time
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfc_codecs import entropy_models, range_coding
+from tfc_codecs.entropy_coding import cdf_tables, entropy_models, range_coder
 
 from conftest import corrupted_payloads, random_symbols
 
@@ -18,7 +18,7 @@ def scale_model():
 
 @pytest.fixture(scope="module")
 def coder(scale_model):
-  return range_coding.RangeCoder(scale_model.cdf.numpy(), scale_model.cdf_offset.numpy())
+  return range_coder.RangeCoder(scale_model.cdf.numpy(), scale_model.cdf_offset.numpy())
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -33,7 +33,7 @@ def test_round_trip_with_escapes(coder, seed):
 
 def _table_range(coder, indexes):
   offsets = coder.cdf_offset[indexes]
-  escape = np.array([r.size - 3 for r in range_coding.split_rows(coder.cdf)])[indexes]
+  escape = np.array([r.size - 3 for r in cdf_tables.split_rows(coder.cdf)])[indexes]
   return offsets, offsets + escape - 1
 
 
@@ -100,7 +100,7 @@ def test_escape_flood_is_refused_before_allocation():
   """A table whose escape symbol is likely makes junk decode mostly escapes;
   an escape section that cannot fit in the payload's bits is an error."""
   cdf = np.array([-16, 0, 1, 65536], np.int32)  # Symbol 0: 2**-16, escape: the rest.
-  coder = range_coding.RangeCoder(cdf, np.zeros([1], np.int32))
+  coder = range_coder.RangeCoder(cdf, np.zeros([1], np.int32))
   indexes = np.zeros([100000], np.int32)
   with pytest.raises(tf.errors.InvalidArgumentError, match="too many escapes"):
     coder.decode(tf.constant(b"\x12\x34"), indexes)
@@ -113,7 +113,7 @@ def test_payload_shorter_than_its_information_is_refused(coder):
   good = coder.encode(values, indexes)
   np.testing.assert_array_equal(coder.decode(good, indexes).numpy(), values)
   many = np.tile(indexes, 50)
-  least = sum(range_coding.least_bits(r) for r in range_coding.split_rows(coder.cdf)[:1])
+  least = sum(cdf_tables.least_bits(r) for r in cdf_tables.split_rows(coder.cdf)[:1])
   assert least > 0
   with pytest.raises(tf.errors.InvalidArgumentError, match="shorter than the information"):
     coder.decode(good, many)

@@ -10,7 +10,8 @@ import tensorflow as tf
 from PIL import Image
 
 import tfc_codecs
-from tfc_codecs import container, range_coding
+from tfc_codecs import container
+from tfc_codecs.entropy_coding import cdf_tables
 from tfc_codecs.codecs.rnn import RnnCodec, pack_bits, unpack_bits
 from tfc_codecs.errors import CodecError
 from tfc_codecs.evaluation import metrics
@@ -181,7 +182,7 @@ def test_channel_context_payloads_cost_their_information(codec, photo):
   assert net.context == "channels"
   codes = raw_codes(codec, photo, 4)
   tables = net.entropy_tables()
-  rows = range_coding.split_rows(tables["cdf"])
+  rows = cdf_tables.split_rows(tables["cdf"])
   p_one = np.array([(r[3] - r[2]) / 2. ** 16 for r in rows])  # [precision, 0, c0, c1, max]
   weights, bias = tables["context_weights"], tables["context_bias"]
   payloads = container.parse(codec.compress(photo, quality=4), 1 << 25).payloads

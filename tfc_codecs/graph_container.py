@@ -1,18 +1,22 @@
 """The `.tfci` container written and read with stock TensorFlow ops.
 
 Exported SavedModels serialize and parse files inside the graph, byte for byte
-as `container.serialize` / `container.parse` do (format version 2), so a
-served model returns exactly what `tfc_codecs compress` writes. A damaged file
-fails with an InvalidArgumentError naming the defect, before any decoding.
+as `container.serialize` / `container.parse` do (the current format version,
+laid out as `container` defines it), so a served model returns exactly what
+`tfc_codecs compress` writes. A damaged file fails with an
+InvalidArgumentError naming the defect, before any decoding.
 """
 
 import tensorflow as tf
 
 from tfc_codecs import container
-from tfc_codecs.coding_common import big_endian, byte_values, read_uint, to_string
+from tfc_codecs.entropy_coding.byte_strings import big_endian, byte_values, read_uint, to_string
 
 _ADLER_MOD = 65521
 _CODED = {container.CODER_RANGE: "range-coded", container.CODER_STOCK: "stock-coded"}
+# The integer fields after the fingerprint: height, width, count, quality.
+_NUMBERS = container.FIELDS[container.FORMAT_VERSION][1:]
+_LENGTH, _SUM = container.PAYLOAD_LENGTH.size, container.PAYLOAD_SUM.size
 
 
 def adler32(data: tf.Tensor) -> tf.Tensor:
@@ -29,20 +33,19 @@ def serialize(codec_name: str, fingerprint: bytes, height: tf.Tensor, width: tf.
               payloads: tf.Tensor, quality: tf.Tensor,
               coder: int = container.CODER_RANGE) -> tf.Tensor:
   """The `.tfci` file (scalar string) of payload strings [K]."""
-  name = codec_name.encode("ascii")
-  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, coder, len(name)])
-           + name + fingerprint)
-  header = tf.strings.join([fixed, to_string(tf.concat([
-      big_endian(height, 4), big_endian(width, 4),
-      big_endian(tf.size(payloads), 2), big_endian(quality, 1)], 0))])
+  values = dict(height=height, width=width, count=tf.size(payloads), quality=quality)
+  header = tf.strings.join([
+      container.header_start(coder, codec_name, fingerprint),
+      to_string(tf.concat([big_endian(values[f.name], f.size) for f in _NUMBERS], 0))])
   parts = tf.TensorArray(tf.string, size=tf.size(payloads))
   for i in tf.range(tf.size(payloads)):
     payload = payloads[i]
     parts = parts.write(i, tf.strings.join([
-        to_string(big_endian(tf.strings.length(payload), 4)), payload,
-        to_string(big_endian(adler32(payload), 4))]))
-  return tf.strings.join([header, to_string(big_endian(adler32(header), 4)),
-                          tf.strings.reduce_join(parts.stack())])
+        to_string(big_endian(tf.strings.length(payload), _LENGTH)), payload,
+        to_string(big_endian(adler32(payload), _SUM))]))
+  return tf.strings.join([
+      header, to_string(big_endian(adler32(header), container.HEADER_SUM.size)),
+      tf.strings.reduce_join(parts.stack())])
 
 
 def _check(condition: tf.Tensor, message: str):
@@ -60,38 +63,35 @@ def parse(data: tf.Tensor, codec_name: str, fingerprint: bytes, max_pixels: int,
   """
   values = byte_values(data)
   size = tf.size(values, tf.int64)
-  name = codec_name.encode("ascii")
-  fixed = (container.MAGIC + bytes([container.FORMAT_VERSION, coder,
-                                    len(name)]) + name + fingerprint)
-  header_end = len(fixed) + 11
-  with tf.control_dependencies([_check(size >= header_end + 4, "too short")]):
+  start = container.header_start(coder, codec_name, fingerprint)
+  offsets = container.header_offsets(len(codec_name))
+  header_end = offsets[container.HEADER_SUM.name]
+  with tf.control_dependencies([_check(size >= offsets["payloads"], "too short")]):
     values = tf.identity(values)
   checks = [
-      _check(tf.equal(tf.strings.substr(data, 0, len(fixed)), fixed),
+      _check(tf.equal(tf.strings.substr(data, 0, len(start)), start),
              f"not a version {container.FORMAT_VERSION} {_CODED[coder]} file of this "
              f"{codec_name} model"),
-      _check(tf.equal(read_uint(values, header_end, 4),
+      _check(tf.equal(read_uint(values, header_end, container.HEADER_SUM.size),
                       adler32(tf.strings.substr(data, 0, header_end))), "header checksum")]
-  height = read_uint(values, len(fixed), 4)
-  width = read_uint(values, len(fixed) + 4, 4)
-  count = read_uint(values, len(fixed) + 8, 2)
-  quality = read_uint(values, len(fixed) + 10, 1)
+  height, width, count, quality = (read_uint(values, offsets[f.name], f.size)
+                                   for f in _NUMBERS)
   checks += [
       _check((height >= 1) & (width >= 1) & (height * width <= max_pixels),
              f"image size out of range (limit {max_pixels} pixels)"),
       _check((count >= 1) & (count <= max_payloads), "payload count")]
   payloads = tf.TensorArray(tf.string, size=0, dynamic_size=True)
-  offset = tf.constant(header_end + 4, tf.int64)
+  offset = tf.constant(offsets["payloads"], tf.int64)
   index = tf.constant(0, tf.int64)
   while index < count and (not allow_truncation or offset < size):
-    _check(offset + 4 <= size, "truncated")
-    length = read_uint(values, offset, 4)
-    end = offset + 4 + length
-    _check(end + 4 <= size, "truncated")
-    payload = tf.strings.substr(data, offset + 4, length)
-    _check(tf.equal(read_uint(values, end, 4), adler32(payload)), "payload checksum")
+    _check(offset + _LENGTH <= size, "truncated")
+    length = read_uint(values, offset, _LENGTH)
+    end = offset + _LENGTH + length
+    _check(end + _SUM <= size, "truncated")
+    payload = tf.strings.substr(data, offset + _LENGTH, length)
+    _check(tf.equal(read_uint(values, end, _SUM), adler32(payload)), "payload checksum")
     payloads = payloads.write(tf.cast(index, tf.int32), payload)
-    offset = end + 4
+    offset = end + _SUM
     index += 1
   checks += [_check(tf.equal(offset, size), "unexpected trailing bytes"),
              _check(index >= 1, "no payloads")]

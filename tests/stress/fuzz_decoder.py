@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import struct
 import sys
 import tempfile
 import time
@@ -51,6 +50,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from tfc_codecs import container  # pylint: disable=wrong-import-position
 
 MODELS = {
     "channelwise": REPO / "testdata" / "models" / "channelwise_tiny",
@@ -68,8 +69,9 @@ PHOTO = REPO / "testdata" / "images" / "bsds_crop_0.png"
 SOFT_SECONDS = 10.  # An input slower than this is reported ("slow").
 HARD_SECONDS = 120.  # CPU seconds on one input after which the worker is killed ("hang").
 RSS_BOUND = 6 << 30  # Resident memory bound of a fuzzing worker.
-
-_U32 = struct.Struct(">I")
+_PREFIX = container.header_offsets(0)  # Offsets of the fields before the codec name.
+_LENGTH, _SUM = container.PAYLOAD_LENGTH.size, container.PAYLOAD_SUM.size
+_FRAME = _LENGTH + _SUM  # Bytes of a payload's framing.
 
 
 # Layout of a (possibly damaged) file -----------------------------------------
@@ -77,38 +79,51 @@ _U32 = struct.Struct(">I")
 class Layout:
   """Where the fields of a .tfci file are, read as the decoder would read it."""
   version: int
-  name_length: int
-  header_end: int  # Offset of the header checksum.
+  offsets: Dict[str, int]  # Header field -> offset (`container.header_offsets`).
   payloads: List[Tuple[int, int]]  # (offset of the length field, length).
 
   @property
-  def size_offset(self) -> int:  # Fingerprint, height, width, count, quality.
-    return 7 + self.name_length
+  def header_end(self) -> int:  # Offset of the header checksum.
+    return self.offsets[container.HEADER_SUM.name]
+
+  def field(self, name: str) -> Tuple[int, int]:
+    """(offset, size) of a header field after the codec name."""
+    sizes = {f.name: f.size for f in container.FIELDS[self.version]}
+    return self.offsets[name], sizes[name]
+
+
+def _uint(data: bytes, offset: int, size: int) -> int:
+  return int.from_bytes(data[offset:offset + size], "big")
+
+
+def _pack(value: int, size: int) -> bytes:
+  return (value % (1 << 8 * size)).to_bytes(size, "big")
 
 
 def layout(data: bytes) -> Optional[Layout]:
   """The field offsets of `data`, following its own (maybe wrong) lengths;
   None if not even the header can be located."""
-  if len(data) < 7:
+  prefix = container.header_offsets(0)
+  if len(data) < prefix[container.NAME.name]:
     return None
-  version, name_length = data[4], data[6]
-  size = {1: 18, 2: 19}.get(version)
-  if size is None:
+  version = data[prefix["version"]]
+  if version not in container.FIELDS:
     return None
-  header_end = 7 + name_length + size
-  if len(data) < header_end + 4:
+  offsets = container.header_offsets(data[prefix["name_length"]], version)
+  if len(data) < offsets["payloads"]:
     return None
-  count = struct.unpack_from(">H", data, 7 + name_length + 16)[0]
-  payloads, offset = [], header_end + 4
+  where = Layout(version, offsets, [])
+  count = _uint(data, *where.field("count"))
+  offset = offsets["payloads"]
   for _ in range(min(count, 4096)):
-    if len(data) < offset + 4:
+    if len(data) < offset + _LENGTH:
       break
-    (length,) = _U32.unpack_from(data, offset)
-    if len(data) < offset + 4 + length + 4:
+    length = _uint(data, offset, _LENGTH)
+    if len(data) < offset + _FRAME + length:
       break
-    payloads.append((offset, length))
-    offset += 8 + length
-  return Layout(version, name_length, header_end, payloads)
+    where.payloads.append((offset, length))
+    offset += _FRAME + length
+  return where
 
 
 def fix_checksums(data: bytes) -> bytes:
@@ -116,14 +131,14 @@ def fix_checksums(data: bytes) -> bytes:
   where = layout(data)
   if where is None:
     return data
-  checksum = zlib.crc32 if where.version == 1 else zlib.adler32
+  checksum = container.CHECKSUMS[where.version]
   out = bytearray(data)
-  out[where.header_end:where.header_end + 4] = _U32.pack(
-      checksum(bytes(out[:where.header_end])))
+  out[where.header_end:where.header_end + container.HEADER_SUM.size] = _pack(
+      checksum(bytes(out[:where.header_end])), container.HEADER_SUM.size)
   for offset, length in where.payloads:
-    start = offset + 4
-    out[start + length:start + length + 4] = _U32.pack(
-        checksum(bytes(out[start:start + length])))
+    start = offset + _LENGTH
+    out[start + length:start + length + _SUM] = _pack(
+        checksum(bytes(out[start:start + length])), _SUM)
   return bytes(out)
 
 
@@ -201,49 +216,51 @@ def m_extend(rng, data, where):
   pick = rng.random()
   if pick < 0.3 and where and where.payloads:  # A whole extra payload.
     offset, length = rng.choice(where.payloads)
-    return data + data[offset:offset + 8 + length]
+    return data + data[offset:offset + _FRAME + length]
   if pick < 0.6:
     return data + bytes(rng.randint(1, 64))
   return data + rng.randbytes(rng.choice((1, 4, 8, 100, 5000)))
 
 
 def m_version(rng, data, where):
-  return _put(data, 4, bytes([rng.choice((0, 1, 2, 3, 255))]))
+  return _put(data, _PREFIX["version"], bytes([rng.choice((0, 1, 2, 3, 255))]))
 
 
 def m_coder(rng, data, where):
-  return _put(data, 5, bytes([rng.choice((0, 1, 2, 3, 4, 255))]))
+  return _put(data, _PREFIX["coder"], bytes([rng.choice((0, 1, 2, 3, 4, 255))]))
 
 
 def m_name(rng, data, where):
   pick = rng.random()
   if pick < 0.3:  # Another name length: the whole layout shifts.
-    return _put(data, 6, bytes([rng.choice((0, 1, 5, 10, 13, 32, 33, 255))]))
+    return _put(data, _PREFIX["name_length"],
+                bytes([rng.choice((0, 1, 5, 10, 13, 32, 33, 255))]))
   if where is None:
     return data
   names = [b"channelwise", b"channelwise-vr", b"factorized", b"factorized-vr", b"hyperprior",
            b"hyperprior-vr", b"rnn", b"\xff" * 3]
   name = rng.choice(names)
+  start, end = where.offsets[container.NAME.name], where.offsets[container.FINGERPRINT.name]
   if pick < 0.7:  # Another codec's name, the rest of the header kept.
-    return data[:6] + bytes([len(name)]) + name + data[7 + where.name_length:]
-  return _put(data, 7 + rng.randrange(max(1, where.name_length)), bytes([rng.randrange(256)]))
+    return data[:_PREFIX["name_length"]] + bytes([len(name)]) + name + data[end:]
+  return _put(data, start + rng.randrange(max(1, end - start)), bytes([rng.randrange(256)]))
 
 
 def m_fingerprint(rng, data, where):
   if where is None:
     return data
-  offset = where.size_offset
+  offset, size = where.field(container.FINGERPRINT.name)
   if rng.random() < 0.5:
-    return _put(data, offset, rng.randbytes(8))
-  return _put(data, offset + rng.randrange(8), bytes([rng.randrange(256)]))
+    return _put(data, offset, rng.randbytes(size))
+  return _put(data, offset + rng.randrange(size), bytes([rng.randrange(256)]))
 
 
 def m_size(rng, data, where):
   """Height and/or width: huge claims, zero, nearby values."""
   if where is None:
     return data
-  offset = where.size_offset + 8
-  height, width = struct.unpack_from(">II", data, offset)
+  (top, size), (left, _) = where.field("height"), where.field("width")
+  height, width = _uint(data, top, size), _uint(data, left, size)
   pick = rng.random()
   if pick < 0.35:
     height = _side(rng, height)
@@ -251,23 +268,24 @@ def m_size(rng, data, where):
     width = _side(rng, width)
   else:
     height, width = _side(rng, height), _side(rng, width)
-  return _put(data, offset, struct.pack(">II", height & 0xFFFFFFFF, width & 0xFFFFFFFF))
+  return _put(_put(data, top, _pack(height, size)), left, _pack(width, size))
 
 
 def m_count(rng, data, where):
   if where is None:
     return data
-  offset = where.size_offset + 16
-  (count,) = struct.unpack_from(">H", data, offset)
+  offset, size = where.field("count")
+  count = _uint(data, offset, size)
   value = rng.choice((0, 1, 2, 3, count - 1, count + 1, 16, 17, 1024, 1025, 65535,
                       rng.randrange(65536)))
-  return _put(data, offset, struct.pack(">H", value & 0xFFFF))
+  return _put(data, offset, _pack(value, size))
 
 
 def m_quality(rng, data, where):
-  if where is None or where.version != 2:
+  if where is None or "quality" not in where.offsets:
     return data
-  return _put(data, where.size_offset + 18, bytes([rng.choice((0, 1, 2, 3, 7, 8, 16, 17, 255))]))
+  offset, size = where.field("quality")
+  return _put(data, offset, _pack(rng.choice((0, 1, 2, 3, 7, 8, 16, 17, 255)), size))
 
 
 def m_length(rng, data, where):
@@ -275,7 +293,7 @@ def m_length(rng, data, where):
   if where is None or not where.payloads:
     return data
   offset, length = rng.choice(where.payloads)
-  return _put(data, offset, _U32.pack(_random_u32(rng, length)))
+  return _put(data, offset, _pack(_random_u32(rng, length), container.PAYLOAD_LENGTH.size))
 
 
 def m_swap(rng, data, where):
@@ -284,25 +302,28 @@ def m_swap(rng, data, where):
     return data
   pick = rng.random()
   if pick < 0.3:
-    offset = where.size_offset + 8
-    return data[:offset] + data[offset + 4:offset + 8] + data[offset:offset + 4] + data[offset + 8:]
+    (top, size), (left, _) = where.field("height"), where.field("width")
+    assert left == top + size
+    return data[:top] + data[left:left + size] + data[top:left] + data[left + size:]
   if pick < 0.75 and len(where.payloads) >= 2:
     a, b = sorted(rng.sample(range(len(where.payloads)), 2))
     (oa, la), (ob, lb) = where.payloads[a], where.payloads[b]
-    pa, pb = data[oa:oa + 8 + la], data[ob:ob + 8 + lb]
-    return data[:oa] + pb + data[oa + 8 + la:ob] + pa + data[ob + 8 + lb:]
+    pa, pb = data[oa:oa + _FRAME + la], data[ob:ob + _FRAME + lb]
+    return data[:oa] + pb + data[oa + _FRAME + la:ob] + pa + data[ob + _FRAME + lb:]
   if where.payloads:
     offset, length = rng.choice(where.payloads)
-    end = offset + 4 + length
-    return (data[:offset] + data[end:end + 4] + data[offset + 4:end]
-            + data[offset:offset + 4] + data[end + 4:])
+    end = offset + _LENGTH + length
+    assert _LENGTH == _SUM
+    return (data[:offset] + data[end:end + _SUM] + data[offset + _LENGTH:end]
+            + data[offset:offset + _LENGTH] + data[end + _SUM:])
   return data
 
 
 def _replace_payload(data, where, index, payload):
   offset, length = where.payloads[index]
-  return (data[:offset] + _U32.pack(len(payload)) + payload
-          + _U32.pack(zlib.adler32(payload)) + data[offset + 8 + length:])
+  return (data[:offset] + _pack(len(payload), _LENGTH) + payload
+          + _pack(container.CHECKSUMS[container.FORMAT_VERSION](payload), _SUM)
+          + data[offset + _FRAME + length:])
 
 
 def m_payload(rng, data, where, donors=()):
@@ -311,7 +332,7 @@ def m_payload(rng, data, where, donors=()):
     return data
   index = rng.randrange(len(where.payloads))
   offset, length = where.payloads[index]
-  payload = data[offset + 4:offset + 4 + length]
+  payload = data[offset + _LENGTH:offset + _LENGTH + length]
   pick = rng.random()
   if pick < 0.2:
     new = rng.randbytes(rng.choice((0, 1, 2, 5, length, length * 2 + 1)))
@@ -327,7 +348,7 @@ def m_payload(rng, data, where, donors=()):
     if donor_layout is None or not donor_layout.payloads:
       return data
     o, n = rng.choice(donor_layout.payloads)
-    new = donor[o + 4:o + 4 + n]
+    new = donor[o + _LENGTH:o + _LENGTH + n]
   else:
     out = bytearray(payload)
     for _ in range(rng.randint(1, 3)):
@@ -342,17 +363,16 @@ def m_drop_payload(rng, data, where):
   if where is None or not where.payloads:
     return data
   offset, length = rng.choice(where.payloads)
-  chunk = data[offset:offset + 8 + length]
+  chunk = data[offset:offset + _FRAME + length]
   if rng.random() < 0.5:
-    data = data[:offset] + data[offset + 8 + length:]
+    data = data[:offset] + data[offset + _FRAME + length:]
     delta = -1
   else:
     data = data[:offset] + chunk + data[offset:]
     delta = 1
   if rng.random() < 0.7:
-    count_at = where.size_offset + 16
-    (count,) = struct.unpack_from(">H", data, count_at)
-    data = _put(data, count_at, struct.pack(">H", (count + delta) & 0xFFFF))
+    count_at, size = where.field("count")
+    data = _put(data, count_at, _pack(_uint(data, count_at, size) + delta, size))
   return data
 
 
@@ -441,7 +461,6 @@ class Crash(Exception):
 
 
 def declared_size(data: bytes) -> Optional[Tuple[int, int]]:
-  from tfc_codecs import container  # pylint: disable=import-outside-toplevel
   from tfc_codecs.errors import CodecError  # pylint: disable=import-outside-toplevel
   try:
     stream = container.parse(data, 1 << 62, allow_truncation=True)
@@ -459,7 +478,6 @@ def _check_message(message: str) -> str:
 def check_library(codec, data: bytes, iterations: Optional[int] = None) -> str:
   """`codec.decompress(data)`: an image of the declared size, or a CodecError."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from tfc_codecs import container, images  # pylint: disable=import-outside-toplevel
   from tfc_codecs.errors import CodecError  # pylint: disable=import-outside-toplevel
   size = declared_size(data)
   if size is not None and size[0] * size[1] > codec.max_pixels:
@@ -482,7 +500,6 @@ def check_library(codec, data: bytes, iterations: Optional[int] = None) -> str:
           and image.shape == (size[0], size[1], 3)):
     raise Crash(f"decoded {getattr(image, 'shape', type(image))} for a "
                 f"{size[0]}x{size[1]} header")
-  del images
   return "decoded"
 
 
@@ -493,7 +510,7 @@ def _first_line(e: BaseException) -> str:
 
 def check_info(data: bytes) -> str:
   """The library half of `info`: the container with truncation allowed."""
-  from tfc_codecs import container, images  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import images  # pylint: disable=import-outside-toplevel
   from tfc_codecs.errors import CodecError  # pylint: disable=import-outside-toplevel
   try:
     container.parse(data, images.MAX_PIXELS, allow_truncation=True)

@@ -34,9 +34,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
-from tfc_codecs.coding_common import (  # pylint: disable=unused-import
-    MAX_LENGTH, escape_bits, least_bits, merge_escapes, read_escapes, split_escapes,
-    split_rows, table_rows)
+from tfc_codecs.entropy_coding.cdf_tables import least_bits, table_rows
+from tfc_codecs.entropy_coding.escapes import (
+    MAX_LENGTH, escape_bits, merge_escapes, read_escapes, split_escapes)
 
 _SLACK_BITS = 64  # Range-coder bytes not accounted to symbols (start, flush).
 _INFORMATION_MARGIN = 0.99  # For float32 sums of per-symbol information bounds.

@@ -4,9 +4,9 @@ Training uses tensorflow-compression's noisy entropy models (uniform noise as
 the quantization proxy). For coding, the integer range-coding tables are
 computed once (`*_tables`) and stored with the weights; coders are rebuilt
 from those stored integers, so encoder and decoder never recompute them, and
-code with `range_coding.RangeCoder` (TFC's range coder with a bounded escape
+code with `range_coder.RangeCoder` (TFC's range coder with a bounded escape
 section instead of TFC's overflow loop; `ops="tfc"`) or with
-`stock_coding.StockCoder` (rANS in stock TensorFlow ops, same tables;
+`stock_coder.StockCoder` (rANS in stock TensorFlow ops, same tables;
 `ops="stock"`), chosen when a model is loaded (`make_coder`).
 Quantization is plain rounding (no offset heuristic), so the model's own
 quantized forward pass and the range-coded path see identical latents.
@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfc_codecs.range_coding import RangeCoder
-from tfc_codecs.stock_coding import StockCoder
+from tfc_codecs.entropy_coding.range_coder import RangeCoder
+from tfc_codecs.entropy_coding.stock_coder import StockCoder
 
 OPS = ("tfc", "stock")  # Entropy coder: TFC's range-coder ops, or stock-op rANS.
 

@@ -3,10 +3,10 @@
 tensorflow-compression's range coder is a custom C++ op, so a SavedModel that
 uses it runs only where that op is registered. `StockCoder` codes the same
 values with the same quantized CDF tables (tensorflow-compression's layout,
-see `coding_common.split_rows`) using only ops every TensorFlow build has:
+see `cdf_tables.split_rows`) using only ops every TensorFlow build has:
 integer arithmetic on int64 tensors inside one `tf.while_loop`, plus
 `tf.searchsorted` for the decoder's symbol lookup. Its interface is
-`range_coding.RangeCoder`'s: `encode(values, indexes) -> scalar string`,
+`range_coder.RangeCoder`'s: `encode(values, indexes) -> scalar string`,
 `decode(string, indexes) -> values`.
 
 The coder: rANS with a 32-bit state x in [2**16, 2**32) and 16-bit
@@ -35,10 +35,10 @@ costs about 20 bits more than its symbols' information: the initial state's
 16 bits and the length field.
 
 A value outside its row's table is coded as the row's escape symbol (as in
-`range_coding`); the escape section then holds, for every escape in order,
+`range_coder`); the escape section then holds, for every escape in order,
 its bit length k in unary (k − 1 zeros and a one; the cost of the range
 coder's geometric length table), and after all lengths their bits below the
-leading one and signs (`coding_common.escape_bits`), one bit each.
+leading one and signs (`escapes.escape_bits`), one bit each.
 
 Bounds: L ≥ symbols / MAX_STEPS, so the loop runs at most MAX_STEPS times;
 the decoder reads words through clamped indexes, checks that it read no more
@@ -46,7 +46,7 @@ than the payload holds, and
 refuses an escape section that does not hold the escapes it decoded, so any
 input decodes to values of the right shape or fails with an
 InvalidArgumentError naming the defect, in time and memory bounded by the
-symbol count and the payload size. As in `range_coding`, a payload shorter
+symbol count and the payload size. As in `range_coder`, a payload shorter
 than the least information its symbols carry is refused before decoding (a
 tiny file cannot claim a huge image).
 """
@@ -56,9 +56,11 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs.coding_common import (
-    MAX_LENGTH, big_endian, bits_of, byte_values, escape_bits, least_bits, merge_escapes,
-    pack_bits, read_escapes, split_escapes, table_rows, to_string)
+from tfc_codecs.entropy_coding.byte_strings import (
+    big_endian, bits_of, byte_values, pack_bits, to_string)
+from tfc_codecs.entropy_coding.cdf_tables import least_bits, table_rows
+from tfc_codecs.entropy_coding.escapes import (
+    MAX_LENGTH, escape_bits, merge_escapes, read_escapes, split_escapes)
 
 MAX_PRECISION = 16
 MAX_LANES = 4096
@@ -144,7 +146,7 @@ class StockCoder(tf.Module):
   string, in stock TensorFlow ops (see the module docstring).
 
   `cdf` and `cdf_offset` are in tensorflow-compression's layout, as for
-  `range_coding.RangeCoder`; row precisions must be 1..16.
+  `range_coder.RangeCoder`; row precisions must be 1..16.
   """
 
   def __init__(self, cdf: np.ndarray, cdf_offset: Optional[np.ndarray] = None,
