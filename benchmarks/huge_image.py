@@ -29,8 +29,8 @@ With --check_tile_size T the Ballé codecs also compress and decompress with
 T-pixel tiles (after the peak memory was recorded) and report whether the
 file and the decoded image are identical to those of the default tile size.
 
-The 12 Mi pixel limit of the command-line tool is raised for this run (the
-`max_pixels` attribute of the loaded codec). Writes
+Sizes above the default pixel limit (`images.MAX_PIXELS`, 128 Mi pixels) are
+admitted with the codec's `max_pixels` argument. Writes
 benchmarks/results/huge_image.json (results of codecs not run are kept).
 """
 
@@ -105,7 +105,7 @@ def build_model(codec_name: str, model_path: str) -> None:
 
 def load_codec(args, tile_size=None):
   import tfc_codecs  # pylint: disable=import-outside-toplevel
-  from tfc_codecs import api, model_dir  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import api, images, model_dir  # pylint: disable=import-outside-toplevel
   if args.codec in SHIPPED:
     path = tfc_codecs.load(SHIPPED[args.codec]).source
   else:
@@ -113,8 +113,8 @@ def load_codec(args, tile_size=None):
   net, meta = model_dir.load(path)
   if tile_size:
     net.tile_size = tile_size
-  codec = api.ImageCodec(net, meta, path)
-  codec.max_pixels = 1 << 30
+  codec = api.ImageCodec(net, meta, path,
+                         max_pixels=max(images.MAX_PIXELS, args.height * args.width))
   return codec
 
 
@@ -199,7 +199,8 @@ def run_child(stage, codec, args, workdir):
   command = [sys.executable, os.path.abspath(__file__), "--stage", stage,
              "--codecs", codec, "--workdir", workdir, "--seam", str(args.seam),
              "--rnn_iterations", str(args.rnn_iterations),
-             "--check_tile_size", str(args.check_tile_size or 0)]
+             "--check_tile_size", str(args.check_tile_size or 0),
+             "--height", str(args.height), "--width", str(args.width)]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   start = time.monotonic()
   result = subprocess.run(command, check=False, capture_output=True, text=True, env=env)

@@ -291,6 +291,30 @@ def test_info(roundtrip, codecs):
 
 
 @pytest.mark.slow  # CLI subprocesses.
+def test_max_pixels_flag(run_cli, repo_root, model_dirs, tmp_path):
+  """--max_pixels below a 96x128 image refuses it (compress) and its file
+  (decompress, info) with one error line; at its size it is admitted."""
+  shutil.copy(repo_root / "testdata" / "images" / PHOTO, tmp_path / "photo.png")
+  model = str(model_dirs["factorized"])
+  limit = 96 * 128
+  runs = {
+      "compress": run_cli("compress", "--model", model, "--max_pixels", limit - 1,
+                          "photo.png", cwd=tmp_path),
+      "admitted": run_cli("compress", "--model", model, "--max_pixels", limit,
+                          "photo.png", cwd=tmp_path)}
+  assert runs["admitted"].returncode == 0, runs["admitted"].stderr
+  runs["decompress"] = run_cli("decompress", "--model", model, "--max_pixels", limit - 1,
+                               "photo.png.tfci", cwd=tmp_path)
+  runs["info"] = run_cli("info", "--max_pixels", limit - 1, "photo.png.tfci", cwd=tmp_path)
+  for name in ("compress", "decompress", "info"):
+    result = runs[name]
+    assert result.returncode == 1, (name, result.stderr)
+    assert len(result.stderr.splitlines()) == 1, (name, result.stderr)
+    assert f"limit of {limit - 1} pixels" in result.stderr, (name, result.stderr)
+  assert not (tmp_path / "photo.png.tfci.png").exists()
+
+
+@pytest.mark.slow  # CLI subprocesses.
 def test_variable_rate_model_from_the_cli(cli_runs, repo_root, photos):
   import tfc_codecs  # pylint: disable=import-outside-toplevel
   runs = cli_runs["variable_rate"]

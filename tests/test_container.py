@@ -9,7 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from tfc_codecs import api, container
+import tfc_codecs
+from tfc_codecs import api, container, images
 from tfc_codecs.errors import CodecError
 
 FINGERPRINT = bytes.fromhex("0123456789abcdef")
@@ -68,6 +69,27 @@ def test_layout_is_as_documented():
   end = header_length("hyperprior")
   assert struct.unpack(">8sIIHB", data[17:end]) == (FINGERPRINT, 96, 128, 3, 0)
   assert struct.unpack(">I", data[end:end + 4])[0] == zlib.adler32(data[:end])
+
+
+def test_layout_offsets_match_the_file():
+  """`header_offsets` (used by the TF-ops container and the fuzzer) points at
+  each field as `serialize` writes it."""
+  data = container.serialize(make_stream(quality=7))
+  offsets = container.header_offsets(len("hyperprior"))
+  for name, value in (("version", container.FORMAT_VERSION), ("coder", container.CODER_RANGE),
+                      ("name_length", 10), ("height", 96), ("width", 128), ("count", 3),
+                      ("quality", 7), ("header_sum", zlib.adler32(data[:offsets["header_sum"]]))):
+    size = next(f.size for f in container.header_fields() if f.name == name)
+    assert int.from_bytes(data[offsets[name]:offsets[name] + size], "big") == value, name
+  assert data[offsets["codec"]:offsets["fingerprint"]] == b"hyperprior"
+  assert data[offsets["fingerprint"]:offsets["height"]] == FINGERPRINT
+  assert int.from_bytes(data[offsets["payloads"]:offsets["payloads"] + 4], "big") == 4
+  assert container.header_offsets(10, version=1)["header_sum"] == offsets["quality"]
+
+
+def test_docs_show_the_layout(repo_root):
+  doc = (repo_root / "docs" / "bitstream.md").read_text()
+  assert container.layout_table() in doc
 
 
 @pytest.mark.parametrize("quality", [0, 1, 7, 255])
@@ -274,14 +296,28 @@ def test_absurd_payload_length_allocates_nothing():
   assert peak < 1 << 20
 
 
-def test_pixel_limit(codec, monkeypatch):
+def test_pixel_limit(codec):
+  """`load(max_pixels=)` refuses larger images and files with one line and
+  admits those at the limit."""
   image = np.zeros((17, 33, 3), np.uint8)
   data = codec.compress(image)
-  monkeypatch.setattr(codec, "max_pixels", 17 * 33 - 1)
-  with pytest.raises(CodecError, match="limit"):
-    codec.compress(image)
-  with pytest.raises(CodecError, match="limit"):
-    codec.decompress(data)
+  limited = tfc_codecs.load(codec.source, max_pixels=17 * 33 - 1)
+  for refused in (lambda: limited.compress(image), lambda: limited.decompress(data)):
+    with pytest.raises(CodecError, match="limit of 560 pixels") as info:
+      refused()
+    assert "\n" not in str(info.value)
+  admitted = tfc_codecs.load(codec.source, max_pixels=17 * 33)
+  assert admitted.compress(image) == data
+  np.testing.assert_array_equal(admitted.decompress(data), codec.decompress(data))
+
+
+def test_default_limit_admits_camera_photo_headers():
+  """48 megapixels pass the default limit; 2**28 pixels do not."""
+  data = container.serialize(make_stream(height=6000, width=8000))
+  assert container.parse(data, images.MAX_PIXELS).num_pixels == 8000 * 6000
+  with pytest.raises(CodecError, match=f"limit of {images.MAX_PIXELS} pixels"):
+    container.parse(container.serialize(make_stream(height=1 << 14, width=1 << 14)),
+                    images.MAX_PIXELS)
 
 
 # Wrong model ------------------------------------------------------------------

@@ -188,7 +188,7 @@ def bad_inputs(tmp_path):
       "truncated.png": png[:len(png) // 2],
       "header_only.png": png[:40],
       "bomb.png": png_claiming(100000, 100000),
-      "just_over_limit.png": png_claiming(6000, 6000),
+      "just_over_limit.png": png_claiming(1 << 14, (1 << 13) + 1),  # MAX_PIXELS + 16384.
       "jpeg_bomb.jpg": jpeg_claiming(60000, 60000),
   }
   paths = {}
@@ -285,6 +285,18 @@ def test_custom_pixel_limit(tmp_path):
     images.read_image(path, max_pixels=20 * 30 - 1)
   array, _ = images.read_image(path, max_pixels=20 * 30)
   np.testing.assert_array_equal(array, rgb)
+
+
+def test_default_limit_admits_camera_photos():
+  """A 48-megapixel photo's size passes the default limit (the file holds
+  almost no pixel data, so it then fails to decode); 2**28 pixels do not."""
+  with pytest.raises(CodecError) as info:
+    images.decode_image(png_claiming(8000, 6000), "photo.png")
+  assert "limit" not in str(info.value) and "cannot decode" in str(info.value)
+  with pytest.raises(CodecError, match=f"limit of {images.MAX_PIXELS} pixels"):
+    images.decode_image(png_claiming(1 << 14, 1 << 14), "huge.png")
+  with pytest.raises(CodecError, match="limit of 47999999 pixels"):
+    images.decode_image(png_claiming(8000, 6000), "photo.png", max_pixels=8000 * 6000 - 1)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -17,10 +17,13 @@ from PIL import Image, ImageOps
 
 from tfc_codecs.errors import CodecError
 
-# The whole-image limit of the codecs: 12 Mi pixels. Without tiling, the
-# hyperprior peaks at 16.7 GB resident for a 4000x3000 image
-# (benchmarks/results/speed_memory.md), so larger images would not fit in 24 GiB.
-MAX_PIXELS = 12 << 20
+# The default limit on an image's pixels (images read, `.tfci` headers parsed):
+# 128 Mi pixels, more than any camera makes (a 102-megapixel 11648x8736 photo
+# fits). The codecs transform in tiles, so memory grows only with the image
+# arrays: 8000x6000 peaks at 2.1-3.3 GiB resident per codec
+# (benchmarks/results/huge_image.json). `--max_pixels` / `load(max_pixels=)`
+# set another limit.
+MAX_PIXELS = 128 << 20
 MAX_FILE_BYTES = 1 << 30  # Larger inputs are refused before reading.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
 
@@ -122,8 +125,8 @@ def decode_image(data: bytes, name: str = "image",
   except CodecError:
     raise
   except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-    raise CodecError(f"{name}: image is too large (possible decompression "
-                     f"bomb; limit {max_pixels} pixels)") from None
+    raise CodecError(f"{name}: image is too large (more than the limit of "
+                     f"{max_pixels} pixels)") from None
   except Image.UnidentifiedImageError:
     raise CodecError(f"{name}: not an image file Pillow can read") from None
   except (OSError, ValueError, SyntaxError, EOFError) as e:

@@ -175,7 +175,7 @@ def _side(rng: random.Random, original: int) -> int:
     return max(0, original + rng.randint(-70, 70))
   if pick < 0.995:
     return rng.randint(0, 0xFFFFFFFF)
-  return rng.randint(1000, 4000)  # Legal-size claims up to ~12 Mi pixels.
+  return rng.randint(1000, 4000)  # Legal-size claims up to 16 megapixels.
 
 
 def m_bit_flips(rng, data, where):

@@ -14,7 +14,7 @@ def split_rows(cdf: np.ndarray) -> List[np.ndarray]:
   """TFC's concatenated CDF vector -> its rows [precision, 0, ..., 2**precision]
   (trailing padding dropped; the precision's sign is kept). Padding repeats a
   row's last value, so no row's precision may equal the previous row's
-  2**precision (the tables here share one precision)."""
+  2**precision (every table made here has one precision)."""
   cdf = np.asarray(cdf, np.int64).reshape(-1)
   rows, start = [], 0
   while start < cdf.size:
