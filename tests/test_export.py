@@ -6,6 +6,7 @@ imported and contain only stock ops; hyperprior-vr is exported with --ops tfc.""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -14,10 +15,12 @@ import pytest
 import tensorflow as tf
 
 import tfc_codecs
-from tfc_codecs import container, export, images
+from tfc_codecs import container, export, exported_codec, images
+from tfc_codecs.contract import LoadedCodec
 from tfc_codecs.errors import CodecError
+from tfc_codecs.evaluation import evaluate, metrics
 
-from conftest import PHOTO_PATHS, TESTDATA, subprocess_env
+from conftest import PHOTO_PATHS, REPO, TESTDATA, subprocess_env
 
 MODELS = {"factorized": (TESTDATA / "models" / "factorized_tiny", None, "stock"),
           "hyperprior": (TESTDATA / "models" / "hyperprior_tiny", None, "stock"),
@@ -40,7 +43,7 @@ images = tf.constant([open(p, "rb").read() for p in sys.argv[3:]])
 inputs = dict(image_bytes=images)
 if sys.argv[2] != "0":
   inputs["quality"] = tf.fill([len(sys.argv) - 3], int(sys.argv[2]))
-files = loaded.signatures["serving_default"](**inputs)["bitstream_bytes"]
+files = loaded.signatures["compress"](**inputs)["bitstream_bytes"]
 pngs = loaded.signatures["decompress"](bitstream_bytes=files)["png_bytes"]
 for f, p in zip(files.numpy(), pngs.numpy()):
   print(f.hex(), p.hex())
@@ -74,7 +77,7 @@ for spec in json.loads(sys.argv[1]):
   inputs = dict(image_bytes=images)
   if spec["quality"]:
     inputs["quality"] = tf.fill([len(spec["images"])], spec["quality"])
-  files = loaded.signatures["serving_default"](**inputs)["bitstream_bytes"]
+  files = loaded.signatures["compress"](**inputs)["bitstream_bytes"]
   pngs = loaded.signatures["decompress"](bitstream_bytes=files)["png_bytes"]
   one = loaded.signatures["decompress_image"](bitstream_bytes=files[:1])["image"]
   results[spec["name"]] = dict(
@@ -84,6 +87,14 @@ for spec in json.loads(sys.argv[1]):
 assert "tensorflow_compression" not in sys.modules
 print(json.dumps(results))
 """
+
+
+def doc_commands(prefixes):
+  """The commands (continuation lines joined) in docs/serving.md's sh blocks
+  that start with one of `prefixes`, in order."""
+  text = (REPO / "docs" / "serving.md").read_text()
+  return [line for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+          for line in block.replace("\\\n", " ").splitlines() if line.startswith(prefixes)]
 
 
 def tfc_op_types():
@@ -149,8 +160,12 @@ def test_stock_exports_run_without_tensorflow_compression(exports):
 def test_load_accepts_exports(exports, name, photo):
   path, quality = exports[1][name]
   exported = tfc_codecs.load(path)
-  assert isinstance(exported, export.ExportedCodec)
+  assert isinstance(exported, exported_codec.ExportedCodec)
   codec = library(name)
+  assert isinstance(exported, LoadedCodec)
+  for key in ("codec_name", "fingerprint", "rate_kind", "num_qualities", "default_quality",
+              "ops", "max_pixels"):
+    assert getattr(exported, key) == getattr(codec, key), key
   data = exported.compress(photo, quality)
   assert data == codec.compress(photo, quality)
   np.testing.assert_array_equal(exported.decompress(data), codec.decompress(data))
@@ -196,6 +211,88 @@ def test_variable_rate_export_checks_quality(exports, photo):
     exported.compress(photo, 99)
 
 
+@pytest.mark.parametrize("name", ["channelwise-vr", "rnn"])
+def test_quality_is_optional_and_defaults_to_the_models(exports, name, photo):
+  """serving_default takes only images; compress and compress_image take an
+  optional quality (a SignatureDef default); without one, the model's default
+  quality, as the library's compress uses."""
+  path, _ = exports[1][name]
+  codec = library(name)
+  default, other = codec.compress(photo), codec.compress(photo, 1)
+  assert default == codec.compress(photo, codec.default_quality) != other
+  loaded = tf.saved_model.load(path)
+  png = tf.constant([images.encode_png(photo)])
+  assert set(loaded.signatures["serving_default"].structured_input_signature[1]) == {
+      "image_bytes"}
+  assert loaded.signatures["serving_default"](image_bytes=png)["bitstream_bytes"][0] == default
+  assert loaded.compress(png)["bitstream_bytes"][0] == default
+  assert loaded.compress(png, tf.constant([1]))["bitstream_bytes"][0] == other
+  assert loaded.compress_image(photo[None])["bitstream_bytes"][0] == default
+  assert loaded.compress_image(photo[None], tf.constant([1]))["bitstream_bytes"][0] == other
+
+
+def test_evaluate_runs_on_exports(exports, tmp_path):
+  """`evaluate` through the contract: a variable-rate and a progressive export
+  give the library's (stock-coded) file sizes and decoded images."""
+  files = [str(p) for p in PHOTO_PATHS[:2]]
+  for name in ("channelwise-vr", "rnn"):
+    report = evaluate.evaluate_learned(exports[1][name][0], [1, 2], files,
+                                       str(tmp_path / f"{name}.json"), progress=False)
+    codec = library(name)
+    assert report["results"]["quality"] == [1, 2]
+    for i, quality in enumerate((1, 2)):
+      bpps, psnrs = [], []
+      for path in files:
+        image = images.read_image(path)[0]
+        data = codec.compress(image, quality)
+        bpps.append(metrics.bits_per_pixel(len(data), *image.shape[:2]))
+        psnrs.append(metrics.psnr(image, codec.decompress(data)))
+      assert report["results"]["bpp"][i] == pytest.approx(np.mean(bpps), abs=0), name
+      assert report["results"]["psnr-rgb"][i] == pytest.approx(np.mean(psnrs)), name
+
+
+@pytest.mark.slow
+def test_evaluate_cli_on_an_export(exports, tmp_path, run_cli):
+  data = tmp_path / "data"
+  data.mkdir()
+  (data / PHOTO_PATHS[0].name).write_bytes(PHOTO_PATHS[0].read_bytes())
+  result = run_cli("evaluate", "--model", os.path.dirname(exports[1]["channelwise-vr"][0]),
+                   "--data", str(data), "--output", str(tmp_path / "out.json"))
+  assert result.returncode == 0, result.stderr
+  report = json.loads((tmp_path / "out.json").read_text())
+  assert report["results"]["quality"] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_saved_model_cli_examples_of_the_docs(exports, tmp_path, photo):
+  """docs/serving.md's `saved_model_cli run` lines, run as written on a
+  variable-rate export: with and without quality, and from a literal image."""
+  (tmp_path / "exports" / "default").mkdir(parents=True)
+  os.symlink(exports[1]["channelwise-vr"][0], tmp_path / "exports" / "default" / "1")
+  shutil.copy(PHOTO_PATHS[0], tmp_path / "photo.png")
+  commands = doc_commands(("saved_model_cli run", "python -c"))
+  assert len(commands) == 5, commands
+  env = subprocess_env({"PATH": os.path.dirname(sys.executable) + os.pathsep
+                        + os.environ["PATH"]})
+  for command in commands:
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, (command, result.stderr[-2000:])
+  codec = library("channelwise-vr")
+  written = lambda outdir: np.load(tmp_path / outdir / "bitstream_bytes.npy",
+                                   allow_pickle=True).tolist()
+  assert written("default_quality") == [codec.compress(photo)]
+  assert written("quality_1") == [codec.compress(photo, 1)]
+  assert written("two_pixels") == [codec.compress(np.array([[[255, 0, 0], [0, 0, 255]]],
+                                                           np.uint8))]
+  assert (tmp_path / "photo.tfci").read_bytes() == codec.compress(photo, 1)
+
+
+def test_exports_are_not_exported_again(exports):
+  with pytest.raises(CodecError, match="an export already"):
+    export.export(exports[1]["hyperprior"][0], str(exports[0]))
+
+
 def test_layout_versions_and_models_config(exports):
   base, paths = exports
   for name, (path, _) in paths.items():
@@ -232,11 +329,14 @@ def test_saved_model_cli_lists_the_signatures(exports):
                        text=True, env=subprocess_env(), check=True).stdout
   blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)(?=signature_def\[|\Z)",
                            out, re.S))
-  assert {"serving_default", "compress_image", "decompress",
+  assert {"serving_default", "compress", "compress_image", "decompress",
           "decompress_image"} <= set(blocks)
+  assert "['quality']" not in blocks["serving_default"]
   expected = {
-      "serving_default": [("image_bytes", "DT_STRING", "(-1)"), ("quality", "DT_INT32", "(-1)"),
+      "serving_default": [("image_bytes", "DT_STRING", "(-1)"),
                           ("bitstream_bytes", "DT_STRING", "(-1)")],
+      "compress": [("image_bytes", "DT_STRING", "(-1)"), ("quality", "DT_INT32", "(-1)"),
+                   ("bitstream_bytes", "DT_STRING", "(-1)")],
       "compress_image": [("image", "DT_UINT8", "(1, -1, -1, 3)"),
                          ("quality", "DT_INT32", "(1)"), ("bitstream_bytes", "DT_STRING", "(1)")],
       "decompress": [("bitstream_bytes", "DT_STRING", "(-1)"), ("png_bytes", "DT_STRING", "(-1)")],

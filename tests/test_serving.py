@@ -1,7 +1,7 @@
 """`tfc_codecs serve` and `tfc_codecs client`: TF Serving's REST and gRPC APIs
 in a server subprocess, on a stand-in SavedModel with the export's signature
-names (fast, several versions) and on a real export, bit-exact against the
-local API.
+names (fast, several versions) and on real exports (fixed and variable rate),
+bit-exact against the local API; docs/serving.md's curl lines as written.
 
 One server (its ports read from its stdout) serves the whole module; a second
 one checks that SIGTERM finishes the requests in flight.
@@ -35,9 +35,14 @@ from tfc_codecs import export, images
 from tfc_codecs.errors import CodecError
 from tfc_codecs.serving import model_store
 
-from conftest import CLI_SCRIPT, MODEL_DIRS, PHOTO_PATHS, REPO, subprocess_env
+from conftest import CLI_SCRIPT, MODEL_DIRS, MODELS, PHOTO_PATHS, REPO, subprocess_env
+from test_export import doc_commands
 
-EXPORT_SIGNATURES = {"serving_default", "compress_image", "decompress", "decompress_image"}
+pytestmark = pytest.mark.slow  # Server subprocesses.
+
+EXPORT_SIGNATURES = {"serving_default", "compress", "compress_image", "decompress",
+                     "decompress_image"}
+VARIABLE_RATE = MODELS / "hyperprior_vr_tiny"
 
 
 class StandIn(tf.Module):
@@ -88,7 +93,8 @@ class StandIn(tf.Module):
 
   def save(self, path: str) -> None:
     tf.saved_model.save(self, path, signatures=dict(
-        serving_default=self.compress, compress_image=self.compress_image,
+        serving_default=self.compress, compress=self.compress,
+        compress_image=self.compress_image,
         decompress=self.decompress, decompress_image=self.decompress_image,
         describe=self.describe, slow=self.slow))
 
@@ -157,17 +163,19 @@ def unb64(value: dict) -> bytes:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-  """Model base paths: standin (versions 1, 2) and hyperprior (exported)."""
+  """Model base paths: standin (versions 1, 2), hyperprior and vr (exported)."""
   root = tmp_path_factory.mktemp("served")
   StandIn("v1").save(str(root / "standin" / "1"))
   StandIn("v2").save(str(root / "standin" / "2"))
   export.export(str(MODEL_DIRS["hyperprior"]), str(root), model_name="hyperprior")
+  export.export(str(VARIABLE_RATE), str(root), model_name="vr")
   (root / "models.txt").write_text(
       f'model_config_list {{\n'
       f'  config {{ name: "standin" base_path: "{root / "standin"}" '
       f'model_platform: "tensorflow" version_labels {{ key: "stable" value: 1 }} }}\n'
       f'  config {{ name: "hyperprior" base_path: "{root / "hyperprior"}" '
-      f'model_platform: "tensorflow" }}\n}}\n')
+      f'model_platform: "tensorflow" }}\n'
+      f'  config {{ name: "vr" base_path: "{root / "vr"}" }}\n}}\n')
   return root
 
 
@@ -189,6 +197,15 @@ def expected(photos):
     data = codec.compress(photos[path.name])
     result[path.name] = (path.read_bytes(), data, images.encode_png(codec.decompress(data)))
   return result
+
+
+@pytest.fixture(scope="module")
+def variable_rate(photos):
+  """(stock-coded library codec of the vr export, PNG bytes, file at the default
+  quality, file at quality 1) of the first photo."""
+  codec = tfc_codecs.load(str(VARIABLE_RATE), ops="stock")
+  photo = photos[PHOTO_PATHS[0].name]
+  return codec, PHOTO_PATHS[0].read_bytes(), codec.compress(photo), codec.compress(photo, 1)
 
 
 # REST -------------------------------------------------------------------------
@@ -277,6 +294,58 @@ def test_real_model_rest_round_trip(server, expected, photos):
   assert status == 200
   decoded = images.decode_image(expected[name][2])[0]
   np.testing.assert_array_equal(np.array(body["outputs"], np.uint8), decoded[None])
+
+
+def test_quality_is_optional(server, variable_rate):
+  """A variable-rate export: a request with only the image (serving_default,
+  or compress over gRPC) gets the default quality; `compress` takes one."""
+  codec, png, default, quality_1 = variable_rate
+  assert default != quality_1 and default == codec.compress(
+      images.decode_image(png)[0], codec.default_quality)
+  status, body = server.request("/v1/models/vr:predict", {
+      "instances": [{"image_bytes": b64(png)}]})
+  assert status == 200 and [unb64(v) for v in body["predictions"]] == [default]
+  status, body = server.request("/v1/models/vr:predict", {
+      "signature_name": "compress", "instances": [{"image_bytes": b64(png), "quality": 1}]})
+  assert status == 200 and [unb64(v) for v in body["predictions"]] == [quality_1]
+  status, body = server.request("/v1/models/vr:predict", {  # TF Serving's REST rule.
+      "signature_name": "compress", "instances": [{"image_bytes": b64(png)}]})
+  assert status == 400 and "must only have keys" in body["error"]
+
+  def grpc_predict(signature, **inputs):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "vr"
+    request.model_spec.signature_name = signature
+    for key, value in inputs.items():
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return tf.make_ndarray(server.predictions.Predict(request, timeout=120).outputs[
+        "bitstream_bytes"]).tolist()
+
+  assert grpc_predict("compress", image_bytes=[png]) == [default]
+  assert grpc_predict("compress", image_bytes=[png], quality=[1]) == [quality_1]
+  assert grpc_predict("", image_bytes=[png]) == [default]
+  image = images.decode_image(png)[0][None]
+  assert grpc_predict("compress_image", image=image) == [default]
+  with pytest.raises(grpc.RpcError) as error:
+    grpc_predict("", image_bytes=[png], quality=[1])
+  assert "Sent extra: {quality}" in error.value.details()
+
+
+def test_docs_curl_examples(server, variable_rate, tmp_path):
+  """docs/serving.md's curl lines, run as written (against the vr export)."""
+  _, png, default, quality_1 = variable_rate
+  (tmp_path / "photo.png").write_bytes(png)
+  commands = doc_commands(("curl",))
+  assert len(commands) == 2, commands
+  answers = []
+  for command in commands:
+    assert "localhost:8501/v1/models/default:" in command
+    command = command.replace("localhost:8501/v1/models/default:",
+                              f"{server.rest}/v1/models/vr:")
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
+                            text=True, check=True)
+    answers.append([unb64(v) for v in json.loads(result.stdout)["predictions"]])
+  assert answers == [[default], [quality_1]]
 
 
 def test_bad_requests_get_errors_and_the_server_keeps_serving(server, expected):
@@ -493,6 +562,17 @@ def test_client_commands(server, expected, tmp_path, run_cli):
                    "--quality", "5", "--output", "q5.tfci", name, cwd=tmp_path)
   assert result.returncode == 0, result.stderr
   assert (tmp_path / "q5.tfci").read_bytes() == b"TFCI005" + expected[name][0]
+  # A variable-rate export: --quality goes to `compress`, none gets the default.
+  result = run_cli("client", "compress", "--server", rest, "--model_name", "vr",
+                   "--quality", "1", "--output", "vr1.tfci", name, cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  result = run_cli("client", "compress", "--server", address, "--grpc", "--model_name", "vr",
+                   "--output", "vr.tfci", name, cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  codec = tfc_codecs.load(str(VARIABLE_RATE), ops="stock")
+  photo = images.decode_image(expected[name][0])[0]
+  assert (tmp_path / "vr1.tfci").read_bytes() == codec.compress(photo, 1)
+  assert (tmp_path / "vr.tfci").read_bytes() == codec.compress(photo)
   assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 

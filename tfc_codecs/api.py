@@ -4,7 +4,7 @@ A name is a shipped model family from `tfc_codecs/zoo/` (with an optional
 quality); a path is a model directory written by `tfc_codecs train`. `ops`
 picks the entropy coder of compress: "tfc" (tensorflow-compression's range
 coder, coder 3) or "stock" (rANS in stock TensorFlow ops, coder 5, see
-stock_coding.py); decompress reads either, whatever `ops` was loaded.
+entropy_coding/stock_coder.py); decompress reads either, whatever `ops` was loaded.
 """
 
 import os
@@ -14,14 +14,16 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import container, frozen, images, model_dir, zoo
+from tfc_codecs import container, exported_codec, images, model_dir, traced_cache, zoo
+from tfc_codecs.contract import LoadedCodec, RateKind, cut_progressive
 from tfc_codecs.errors import CodecError, op_error_message
 
 
 class ImageCodec:
-  """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes.
+  """A loaded, frozen model: uint8 RGB images <-> `.tfci` bytes (a
+  `contract.LoadedCodec`).
 
-  With a `cache_entry` (see `frozen`), compress/decompress run the entry's
+  With a `cache_entry` (see `traced_cache`), compress/decompress run the entry's
   cached traced functions, and a function not yet cached is traced on a
   private copy of the model (`net`, or built from `source` if None) and
   saved there; once the model is exposed through `.net` (which may then be
@@ -32,20 +34,20 @@ class ImageCodec:
   def __init__(self, net, meta: Dict[str, Any], source: str,
                quality: Optional[int] = None, ops: str = "tfc",
                cache_entry: Optional[str] = None,
-               spec: Optional[Dict[str, Any]] = None):
+               spec: Optional[Dict[str, Any]] = None, max_pixels: int = images.MAX_PIXELS):
     self._net = net
     self._ops = net.ops if net is not None else ops
     self._exposed = cache_entry is None
     self._entry = cache_entry
     self._functions: Dict[str, Callable] = {}
     self._lock = threading.Lock()
-    self._spec = spec or {key: getattr(net, key) for key in frozen.CODEC_ATTRIBUTES
+    self._spec = spec or {key: getattr(net, key) for key in traced_cache.CODEC_ATTRIBUTES
                           if hasattr(net, key)}
     self.quality = quality
     self.meta = meta
     self.source = source
     self.fingerprint = bytes.fromhex(meta["fingerprint"])
-    self.max_pixels = images.MAX_PIXELS
+    self.max_pixels = max_pixels  # Images and `.tfci` headers with more are refused.
 
   @property
   def net(self):
@@ -68,7 +70,7 @@ class ImageCodec:
       elif name in self._functions:
         function, save = self._functions[name], False
       else:
-        function = frozen.load_function(self._entry, name)
+        function = traced_cache.load_function(self._entry, name)
         save = function is None
         if save:
           function = getattr(self._model(), name)
@@ -77,7 +79,7 @@ class ImageCodec:
     if save:
       with self._lock:
         if not self._exposed:
-          frozen.save_function(self._entry, self._net, name)
+          traced_cache.save_function(self._entry, self._net, name)
     return result
 
   def _decode(self, stream: container.Bitstream, name: str, payloads: tf.Tensor,
@@ -103,17 +105,29 @@ class ImageCodec:
   def _codec_for(self, coder: int) -> "ImageCodec":
     """The loaded codec that decodes payloads of entropy coder `coder`."""
     ops = container.OPS_OF_CODER.get(coder, self.ops)
-    return self if ops == self.ops else load(self.source, self.quality, ops=ops)
+    return self if ops == self.ops else load(self.source, self.quality, ops=ops,
+                                             max_pixels=self.max_pixels)
+
+  @property
+  def rate_kind(self) -> RateKind:
+    return RateKind.of(self._spec["num_qualities"], self._spec["progressive"])
 
   @property
   def progressive(self) -> bool:
-    """True if quality = number of iterations of one model (rnn)."""
-    return self._spec["progressive"]
+    """Shorthand: `rate_kind` is PROGRESSIVE (quality = iterations, rnn)."""
+    return self.rate_kind is RateKind.PROGRESSIVE
 
   @property
   def num_qualities(self) -> int:
     """Qualities 1..n that this one model offers; 0 for a fixed-rate model."""
     return self._spec["num_qualities"]
+
+  @property
+  def default_quality(self) -> int:
+    """The quality compress uses when given none."""
+    if self.rate_kind.takes_quality:
+      return self._spec["default_quality"]
+    return self.quality or 0
 
   @property
   def num_payloads(self) -> int:
@@ -141,8 +155,8 @@ class ImageCodec:
                        f"{self.max_pixels} pixels")
     if raw and not self.progressive:
       raise CodecError(f"{self.codec_name} has no raw mode")
-    if self.num_qualities:
-      quality = self._spec["default_quality"] if quality is None else quality
+    if self.rate_kind.takes_quality:
+      quality = self.default_quality if quality is None else quality
       self._check_quality(quality)
       payloads = self._run("compress_raw" if raw else "compress", tf.constant(image),
                            tf.constant(quality, tf.int32)).numpy()
@@ -173,7 +187,7 @@ class ImageCodec:
         or stream.coder not in container.OPS_OF_CODER):
       raise CodecError(f"corrupt file ({len(stream.payloads)} payloads, "
                        f"expected {self.num_payloads})")
-    if self.num_qualities and not 1 <= stream.quality <= self.num_qualities:
+    if self.rate_kind is RateKind.VARIABLE and not 1 <= stream.quality <= self.num_qualities:
       raise CodecError(f"corrupt header (quality {stream.quality} is not in "
                        f"1..{self.num_qualities})")
     return stream
@@ -181,17 +195,15 @@ class ImageCodec:
   def decompress(self, data: bytes, iterations: Optional[int] = None) -> np.ndarray:
     """`.tfci` bytes -> uint8 [H, W, 3]; progressive codecs may stop early."""
     stream = self.parse(data)
-    payloads = tf.constant(stream.payloads, tf.string)
     if iterations is not None and not self.progressive:
       raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
     if self.progressive:
       if iterations is not None:
-        if iterations < 1:
-          raise CodecError("--iterations must be at least 1")
-        payloads = payloads[:iterations]
+        stream = cut_progressive(stream, iterations)
       return self._decode(stream, "decompress_raw" if stream.coder == container.CODER_RAW
-                          else "decompress", payloads)
-    if self.num_qualities:
+                          else "decompress", tf.constant(stream.payloads, tf.string))
+    payloads = tf.constant(stream.payloads, tf.string)
+    if self.rate_kind is RateKind.VARIABLE:
       return self._decode(stream, "decompress", payloads,
                           tf.constant(stream.quality, tf.int32))
     return self._decode(stream, "decompress", payloads)
@@ -212,30 +224,33 @@ _cache_lock = threading.Lock()  # Batch compression loads from worker threads.
 
 
 def load(name_or_path: Optional[str] = None,
-         quality: Optional[int] = None, ops: str = "tfc"):
+         quality: Optional[int] = None, ops: str = "tfc",
+         max_pixels: int = images.MAX_PIXELS) -> LoadedCodec:
   """Loads a shipped model, a trained model directory or a SavedModel export
-  (cached); returns an `ImageCodec` (an `export.ExportedCodec` for exports).
-  `ops` is the entropy coder its compress uses ("tfc" or "stock")."""
-  from tfc_codecs import export  # pylint: disable=import-outside-toplevel
-  if name_or_path and export.is_export(name_or_path):
-    return export.ExportedCodec(name_or_path)
+  (cached); returns an `ImageCodec` (an `exported_codec.ExportedCodec` for
+  exports), both `contract.LoadedCodec`s. `ops` is the entropy coder its
+  compress uses ("tfc" or "stock"); images and files of more than `max_pixels`
+  pixels are refused."""
+  if name_or_path and exported_codec.is_export(name_or_path):
+    return exported_codec.ExportedCodec(name_or_path, max_pixels)
   if ops not in container.CODER_OF_OPS:
     raise CodecError(f"ops must be one of {', '.join(container.CODER_OF_OPS)}, not {ops!r}")
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
-  key = _cache_key(path) + (ops,)
+  key = _cache_key(path) + (ops, max_pixels)
   with _cache_lock:
-    return _load_cached(key, path, ops)
+    return _load_cached(key, path, ops, max_pixels)
 
 
-def _load_cached(key: tuple, path: str, ops: str) -> ImageCodec:
+def _load_cached(key: tuple, path: str, ops: str, max_pixels: int) -> ImageCodec:
   if key not in _cache:
     meta = model_dir.read_meta(path)
-    entry = frozen.entry_dir(meta["fingerprint"], ops)
-    spec = entry and frozen.read_spec(entry)
+    entry = traced_cache.entry_dir(meta["fingerprint"], ops)
+    spec = entry and traced_cache.read_spec(entry)
     net = None
     if not spec:  # Not cached yet: build (and check) the model now.
       net, meta = model_dir.load(path, ops)
-    _cache[key] = ImageCodec(net, meta, path, zoo.quality_of(path), ops, entry, spec)
+    _cache[key] = ImageCodec(net, meta, path, zoo.quality_of(path), ops, entry, spec,
+                             max_pixels)
   return _cache[key]
 
 
@@ -252,15 +267,16 @@ def _cache_key(path: str):
   return path, tuple(stamps)
 
 
-def load_for(data: bytes, name_or_path: Optional[str] = None) -> ImageCodec:
+def load_for(data: bytes, name_or_path: Optional[str] = None,
+             max_pixels: int = images.MAX_PIXELS) -> ImageCodec:
   """The model that decodes `.tfci` bytes: the given one, else the shipped
   model whose fingerprint the file names."""
   if name_or_path:
-    return load(name_or_path)
-  stream = container.parse(data, images.MAX_PIXELS, allow_truncation=True)
+    return load(name_or_path, max_pixels=max_pixels)
+  stream = container.parse(data, max_pixels, allow_truncation=True)
   entry = zoo.find(stream.fingerprint.hex())  # The model then checks the cut.
   if entry:
-    return load(entry["path"])
+    return load(entry["path"], max_pixels=max_pixels)
   raise CodecError(f"file was made by {stream.codec} model "
                    f"{stream.fingerprint.hex()}, which is not shipped; "
                    "pass it with --model PATH")

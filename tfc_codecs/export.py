@@ -7,16 +7,24 @@ served model returns exactly the bytes `tfc_codecs compress` writes. TF
 Serving conventions: a leading batch dimension on every input and output, and
 binary tensors named `*_bytes`.
 
-Signatures (variable-rate models add an int32 input `quality` shaped like the
-batch; for rnn it is the number of iterations):
+Signatures:
   serving_default  image_bytes string [N] (PNG/JPEG)   -> bitstream_bytes string [N]
-  compress_image   image uint8 [1, H, W, 3]             -> bitstream_bytes string [1]
+  compress         image_bytes string [N] (+ quality)  -> bitstream_bytes string [N]
+  compress_image   image uint8 [1, H, W, 3] (+ quality) -> bitstream_bytes string [1]
   decompress       bitstream_bytes string [N]           -> png_bytes string [N]
   decompress_image bitstream_bytes string [1]           -> image uint8 [1, H, W, 3]
-The same functions are attributes of `tf.saved_model.load(path)`.
+`quality` (int32, one per image; for rnn the number of iterations) exists for
+models that take one (`contract.RateKind`) and is optional: `serving_default`
+has only `image_bytes`, so TF Serving's REST API accepts a request naming only
+the image (it wants every input of a signature), and compresses at the model's
+default quality; `compress` and `compress_image` record that default in their
+SignatureDefs (an empty `quality` for `compress`), which gRPC, `saved_model_cli
+run` and `tf.saved_model.load(path).compress_image(image)` let a caller omit.
+`compress`, `compress_image`, `decompress` and `decompress_image` are
+attributes of `tf.saved_model.load(path)`.
 
 `ops` picks the entropy coder inside the graphs. "stock" (the default):
-rANS in stock TensorFlow ops (`stock_coding`, container coder 5), so the
+rANS in stock TensorFlow ops (`entropy_coding.stock_coder`, container coder 5), so the
 export has no custom op at all and runs on an unmodified
 tensorflow_model_server or any TensorFlow runtime; it reads stock-coded files.
 "tfc": tensorflow-compression's range coder (coder 3), a custom op: a process
@@ -24,20 +32,19 @@ must `import tensorflow_compression` before loading, and a stock
 tensorflow_model_server cannot run these graphs.
 """
 
-import dataclasses
 import json
 import os
 import shutil
 import tempfile
 from typing import Any, Dict, Optional
 
-import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import api, container, graph_container, images, zoo
-from tfc_codecs.errors import CodecError, op_error_message
+from tfc_codecs import api, container, graph_container, zoo
+from tfc_codecs.contract import RateKind
+from tfc_codecs.errors import CodecError
+from tfc_codecs.exported_codec import INFO_FILE
 
-INFO_FILE = os.path.join("assets.extra", "tfc_codecs.json")
 MODELS_CONFIG = "models.config"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -50,33 +57,39 @@ class ExportModule(tf.Module):
     self.net = codec.net
     self._codec_name = codec.codec_name
     self._fingerprint = codec.fingerprint
-    self._fixed_quality = codec.quality or 0
+    self._rate_kind = codec.rate_kind
+    self._default_quality = codec.default_quality
     self._num_qualities = codec.num_qualities
     self._max_pixels = codec.max_pixels
-    self._max_payloads = codec.num_qualities if codec.progressive else codec.net.num_payloads
-    self._progressive = codec.progressive
+    self._max_payloads = (codec.num_qualities if self._rate_kind is RateKind.PROGRESSIVE
+                          else codec.net.num_payloads)
     self._coder = container.CODER_OF_OPS[codec.ops]
     batch = tf.TensorSpec([None], tf.string, name="image_bytes")
     image = tf.TensorSpec([1, None, None, 3], tf.uint8, name="image")
     files = tf.TensorSpec([None], tf.string, name="bitstream_bytes")
     one_file = tf.TensorSpec([1], tf.string, name="bitstream_bytes")
-    if self._num_qualities:
-      quality = tf.TensorSpec([None], tf.int32, name="quality")
-      one_quality = tf.TensorSpec([1], tf.int32, name="quality")
-      self.compress = tf.function(self._compress_batch, input_signature=[batch, quality])
-      self.compress_image = tf.function(self._compress_image,
-                                        input_signature=[image, one_quality])
+    self.serving_default = tf.function(self._compress_batch, input_signature=[batch])
+    if self._rate_kind.takes_quality:
+      def compress(image_bytes, quality=tf.zeros([0], tf.int32)):
+        return self._compress_batch(image_bytes, quality)
+
+      def compress_image(image, quality=tf.constant([self._default_quality])):
+        return self._compress_image(image, quality)
+
+      self.compress = tf.function(compress, input_signature=[
+          batch, tf.TensorSpec([None], tf.int32, name="quality")])
+      self.compress_image = tf.function(compress_image, input_signature=[
+          image, tf.TensorSpec([1], tf.int32, name="quality")])
     else:
-      self.compress = tf.function(lambda image_bytes: self._compress_batch(image_bytes),
-                                  input_signature=[batch])
-      self.compress_image = tf.function(lambda image: self._compress_image(image),
-                                        input_signature=[image])
+      self.compress = self.serving_default
+      self.compress_image = tf.function(self._compress_image, input_signature=[image])
     self.decompress = tf.function(self._decompress_batch, input_signature=[files])
     self.decompress_image = tf.function(self._decompress_image, input_signature=[one_file])
 
   def signatures(self) -> Dict[str, Any]:
-    return {"serving_default": self.compress, "compress_image": self.compress_image,
-            "decompress": self.decompress, "decompress_image": self.decompress_image}
+    return {"serving_default": self.serving_default, "compress": self.compress,
+            "compress_image": self.compress_image, "decompress": self.decompress,
+            "decompress_image": self.decompress_image}
 
   # Compression ------------------------------------------------------------
   def _check_quality(self, quality):
@@ -89,11 +102,10 @@ class ExportModule(tf.Module):
 
   def _compress_one(self, image, quality):
     """uint8 [H, W, 3] -> `.tfci` file bytes."""
-    if self._num_qualities:
+    if self._rate_kind.takes_quality:
       payloads = self.net.compress(image, self._check_quality(quality))
     else:
       payloads = self.net.compress(image)
-      quality = tf.constant(self._fixed_quality)
     shape = tf.shape(image)
     return graph_container.serialize(self._codec_name, self._fingerprint, shape[0],
                                      shape[1], payloads, quality, self._coder)
@@ -131,13 +143,17 @@ class ExportModule(tf.Module):
     return tf.gather(decoded, channels, axis=2)
 
   def _compress_batch(self, image_bytes, quality=None):
-    quality = tf.zeros_like(image_bytes, tf.int32) if quality is None else quality
+    """Images at `quality` (empty or None: the default quality)."""
+    default = tf.fill(tf.shape(image_bytes), self._default_quality)
+    if quality is not None:
+      quality = tf.cond(tf.size(quality) > 0, lambda: quality, lambda: default)
     files = tf.map_fn(lambda args: self._compress_one(self._decode_image(args[0]), args[1]),
-                      (image_bytes, quality), fn_output_signature=tf.string)
+                      (image_bytes, default if quality is None else quality),
+                      fn_output_signature=tf.string)
     return {"bitstream_bytes": files}
 
   def _compress_image(self, image, quality=None):
-    quality = tf.zeros([1], tf.int32) if quality is None else quality
+    quality = tf.constant([self._default_quality]) if quality is None else quality
     return {"bitstream_bytes": self._compress_one(image[0], quality[0])[None]}
 
   # Decompression ----------------------------------------------------------
@@ -145,11 +161,12 @@ class ExportModule(tf.Module):
     """`.tfci` file bytes made by this model -> uint8 [H, W, 3]."""
     payloads, shape, quality = graph_container.parse(
         data, self._codec_name, self._fingerprint, self._max_pixels,
-        self._max_payloads, allow_truncation=self._progressive, coder=self._coder)
-    if not self._progressive:
+        self._max_payloads, allow_truncation=self._rate_kind is RateKind.PROGRESSIVE,
+        coder=self._coder)
+    if self._rate_kind is not RateKind.PROGRESSIVE:
       tf.debugging.assert_equal(tf.size(payloads), self._max_payloads,
                                 message="corrupt .tfci file: payload count")
-    if self._num_qualities and not self._progressive:
+    if self._rate_kind is RateKind.VARIABLE:
       return self.net.decompress(payloads, shape, self._check_quality(quality))
     return self.net.decompress(payloads, shape)
 
@@ -190,6 +207,8 @@ def export(model: Optional[str], export_base: str, version: Optional[int] = None
   """Exports a shipped or trained model with entropy coder `ops` ("stock" or
   "tfc", see the module docstring); returns the version directory."""
   codec = api.load(model, quality, ops=ops)
+  if not isinstance(codec, api.ImageCodec):
+    raise CodecError(f"{model} is an export already; export its model directory")
   if model_name:
     name = model_name
   elif model in zoo.family_names() or model is None:
@@ -214,8 +233,9 @@ def export(model: Optional[str], export_base: str, version: Optional[int] = None
     with open(os.path.join(staging, INFO_FILE), "w") as f:
       json.dump(dict(codec=codec.codec_name, fingerprint=codec.fingerprint.hex(),
                      quality=codec.quality, num_qualities=codec.num_qualities,
-                     default_quality=getattr(codec.net, "default_quality", 0),
-                     progressive=codec.progressive, source=codec.source, ops=codec.ops,
+                     default_quality=codec.default_quality,
+                     progressive=codec.rate_kind is RateKind.PROGRESSIVE,
+                     source=codec.source, ops=codec.ops,
                      format_version=container.FORMAT_VERSION), f, indent=2)
     os.chmod(staging, 0o755)
     os.replace(staging, target)
@@ -224,66 +244,3 @@ def export(model: Optional[str], export_base: str, version: Optional[int] = None
     raise
   write_models_config(export_base)
   return target
-
-
-def is_export(path: str) -> bool:
-  """True for an exported version directory or a model base holding versions."""
-  return os.path.isfile(os.path.join(path, "saved_model.pb")) or (
-      os.path.isdir(path) and any(v.isdigit() and os.path.isfile(
-          os.path.join(path, v, "saved_model.pb")) for v in os.listdir(path)))
-
-
-class ExportedCodec:
-  """`tfc_codecs.load(export_dir)`: the `ImageCodec` interface, run by a
-  SavedModel export (a version directory, or a model base: its newest version)."""
-
-  max_pixels = images.MAX_PIXELS
-
-  def __init__(self, path: str):
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-      path = os.path.join(path, str(max(int(v) for v in os.listdir(path) if v.isdigit())))
-    try:
-      with open(os.path.join(path, INFO_FILE)) as f:
-        self.info = json.load(f)
-    except (OSError, ValueError):
-      raise CodecError(f"{path} is not a tfc_codecs export (no {INFO_FILE})") from None
-    self.ops = self.info.get("ops", "tfc")  # Exports before the stock coder: "tfc".
-    if self.ops == "tfc":
-      import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
-    self.source = path
-    self.module = tf.saved_model.load(path)
-    self.codec_name = self.info["codec"]
-    self.num_qualities = self.info["num_qualities"]
-    self.progressive = self.info["progressive"]
-
-  def compress(self, image: np.ndarray, quality: Optional[int] = None,
-               raw: bool = False) -> bytes:
-    """uint8 [H, W, 3] (or gray/alpha/16-bit, converted) -> `.tfci` bytes."""
-    if raw:
-      raise CodecError("exports write range-coded files only (no raw mode)")
-    image, _ = images.as_rgb8(image)
-    args = [tf.constant(image[None])]
-    if self.num_qualities:
-      quality = self.info["default_quality"] if quality is None else quality
-      args.append(tf.constant([quality], tf.int32))
-    elif quality not in (None, self.info["quality"]):
-      raise CodecError(f"this export has only quality {self.info['quality']}")
-    return self._run(self.module.compress_image, *args)["bitstream_bytes"].numpy()[0]
-
-  def decompress(self, data: bytes, iterations: Optional[int] = None) -> np.ndarray:
-    """`.tfci` bytes -> uint8 [H, W, 3]; progressive files may stop early."""
-    if iterations is not None:
-      if not self.progressive or iterations < 1:
-        raise CodecError("--iterations needs a progressive model and a value >= 1")
-      stream = container.parse(data, self.max_pixels, allow_truncation=True)
-      data = container.serialize(dataclasses.replace(
-          stream, payloads=stream.payloads[:iterations]))
-    return self._run(self.module.decompress_image,
-                     tf.constant([data]))["image"].numpy()[0]
-
-  @staticmethod
-  def _run(function, *args):
-    try:
-      return function(*args)
-    except tf.errors.InvalidArgumentError as e:
-      raise CodecError(op_error_message(e.message)) from None

@@ -17,6 +17,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from tfc_codecs import api, container, images, zoo
+from tfc_codecs.contract import LoadedCodec, RateKind, cut_progressive
 from tfc_codecs.errors import CodecError
 from tfc_codecs.evaluation import metrics
 
@@ -26,31 +27,27 @@ class Choice:
   """The file that met the target, and how."""
   data: bytes
   quality: int
-  codec: api.ImageCodec
+  codec: LoadedCodec
   bpp: float
   psnr: Optional[float] = None
 
 
 def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str = "tfc"
-              ) -> Tuple[List[int], Callable[[int], Tuple[bytes, api.ImageCodec]]]:
+              ) -> Tuple[List[int], Callable[[int], Tuple[bytes, LoadedCodec]]]:
   """Ascending qualities of `model`, and quality -> (file bytes, codec)."""
   codec = api.load(model, ops=ops)
-  if codec.progressive:
+  if codec.rate_kind is RateKind.PROGRESSIVE:
     full = container.parse(codec.compress(image, codec.num_qualities, raw), codec.max_pixels)
-
-    def cut(quality):
-      return container.serialize(dataclasses.replace(
-          full, payloads=full.payloads[:quality], quality=quality)), codec
-
-    return list(range(1, codec.num_qualities + 1)), cut
-  if codec.num_qualities:
+    return (list(range(1, codec.num_qualities + 1)),
+            lambda quality: (container.serialize(cut_progressive(full, quality)), codec))
+  if codec.rate_kind is RateKind.VARIABLE:
     return (list(range(1, codec.num_qualities + 1)),
             lambda quality: (codec.compress(image, quality, raw), codec))
   name = model or zoo.DEFAULT_MODEL
   if name in zoo.family_names():
     qualities = sorted(e["quality"] for e in zoo.shipped_models() if e["name"] == name)
   else:
-    qualities = [codec.quality or 0]
+    qualities = [codec.default_quality]
 
   def encode(quality):
     rate_point = api.load(model, quality, ops) if name in zoo.family_names() else codec

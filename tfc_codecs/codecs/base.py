@@ -1,16 +1,20 @@
 """The contract every codec keeps: uint8 images in and out, any size.
 
-A codec is a Keras model with
+A codec (`Codec`) is a Keras model with
   * `call(x, training)` -> (reconstruction, bits): the training forward pass on
     float images (0..255) whose size is a multiple of `downsampling`;
-  * `compress(image)` / `decompress(payloads, image_shape)`: `tf.function`s with
-    fixed input signatures that pad the image to the transform's multiple,
-    range code the latents into a vector of payload strings and crop back;
-  * `freeze()` / `entropy_tables()` / `set_entropy_tables()`: the range-coding
-    tables, computed once after training and stored with the weights so that
-    encoder and decoder always use the same integers.
-Subclasses implement `_forward`, `_compress_padded`, `_decompress_padded` and
-the table methods.
+  * `compress(image[, quality])` -> payload strings, `decompress(payloads,
+    image_shape[, quality])` -> uint8 image and `reconstruct(image[, quality])`:
+    `tf.function`s with fixed input signatures; `quality` is an input of
+    models with `num_qualities` > 0 (for `progressive` ones, the number of
+    iterations), which together decide the `contract.RateKind`;
+  * `freeze()` / `entropy_tables()` / `set_entropy_tables()`: the
+    entropy-coding tables, computed once after training and stored with the
+    weights so that encoder and decoder always use the same integers;
+    `coder`, the entropy coder built from them, is None until then.
+`PaddedCodec` implements compress/decompress/reconstruct for a single-rate
+codec that codes the image padded to a multiple of `downsampling`, through
+`_compress_padded` and `_decompress_padded`.
 """
 
 import abc
@@ -50,12 +54,14 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   downsampling: int = 1
   num_payloads: int = 1
   needs_lambda: bool = True  # Trained with the user's --lambda.
+  distortions: Tuple[str, ...] = ("mse", "ms-ssim")  # What `training_loss` can minimise.
   num_qualities: int = 0  # Rates one model offers (compress takes a quality); 0: fixed rate.
   progressive: bool = False  # Quality = iterations; a file cut between them decodes.
   # Entropy coder, set before the tables (`model_dir.load(path, ops)`): "tfc"
   # (tensorflow-compression's range coder) or "stock" (rANS in stock TF ops).
   # Not part of the model: the fingerprint is the same, files record the coder.
   ops: str = "tfc"
+  coder: Any = None  # The entropy coder, set with the tables; None until frozen.
   # Options added after models were saved: the values model.json files written
   # without them imply, so older models load as they were trained. `train
   # --init_from` does not inherit them (the new model's `carry_over` converts).
@@ -118,6 +124,23 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
     """Restores frozen tables written by `entropy_tables`."""
 
   # Compression ------------------------------------------------------------
+  @abc.abstractmethod
+  def compress(self, image: tf.Tensor, *quality: tf.Tensor) -> tf.Tensor:
+    """uint8 [H, W, 3] (at a quality, if the model takes one) -> payload strings."""
+
+  @abc.abstractmethod
+  def decompress(self, payloads: tf.Tensor, image_shape: tf.Tensor,
+                 *quality: tf.Tensor) -> tf.Tensor:
+    """Payload strings + (height, width) (+ quality) -> uint8 [height, width, 3]."""
+
+  @abc.abstractmethod
+  def reconstruct(self, image: tf.Tensor, *quality: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The model's own quantized reconstruction and estimated bits, no coder."""
+
+
+class PaddedCodec(Codec):
+  """A single-rate codec coding the image padded to `downsampling`'s multiple."""
+
   @tf.function(input_signature=[IMAGE_SPEC])
   def compress(self, image: tf.Tensor) -> tf.Tensor:
     """uint8 [H, W, 3] -> payload strings [num_payloads]."""

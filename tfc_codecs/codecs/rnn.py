@@ -52,8 +52,8 @@ import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
 from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
-from tfc_codecs.coding_common import pack_bits, unpack_bits
-from tfc_codecs.entropy_models import make_coder
+from tfc_codecs.entropy_coding.byte_strings import pack_bits, unpack_bits
+from tfc_codecs.entropy_coding.entropy_models import make_coder
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers.precision import Conv2D
 from tfc_codecs.layers.recurrent import CELLS, Binarizer
@@ -129,8 +129,7 @@ class RnnCodec(Codec):
     self.log_gains = self.add_weight(
         name="log_gains", shape=[max_iterations], initializer="zeros",
         trainable=reconstruction == "scaled")
-    self.cdf = None
-    self.entropy_coder = None
+    self.coder = None  # The entropy coder of the bits, with the frozen tables.
     self._build_codec()
 
   # The recurrence -------------------------------------------------------
@@ -304,12 +303,7 @@ class RnnCodec(Codec):
 
   def set_entropy_tables(self, tables: Dict[str, np.ndarray]) -> None:
     self._tables = {k: tf.constant(v, tf.int32) for k, v in tables.items()}
-    self.cdf = self._tables["cdf"]
-    self.entropy_coder = make_coder(self.ops, tables["cdf"])
-
-  @property
-  def coder(self):
-    return self.cdf
+    self.coder = make_coder(self.ops, tables["cdf"])
 
   # Compression ----------------------------------------------------------
   # Images are coded as independent tiles of at most `tile_size` pixels a side
@@ -352,19 +346,19 @@ class RnnCodec(Codec):
   def _encode_iteration(self, t, codes01, previous01):
     """Payload of iteration t's {0,1} codes [positions, bits]."""
     if self.context == "previous":
-      return self.entropy_coder.encode(
+      return self.coder.encode(
           tf.reshape(codes01, [-1]), self._code_context(t, tf.reshape(previous01, [-1])))
     lower = self._tables["context_weights"][:, self.bits:]
     logits = (self._channel_logits(t, previous01)
               + tf.linalg.matmul(_int_signs(codes01), lower, transpose_b=True))
-    return self.entropy_coder.encode_chunks(tf.transpose(codes01),
+    return self.coder.encode_chunks(tf.transpose(codes01),
                                             tf.transpose(self._channel_table(logits)))
 
   def _decode_iteration(self, t, payload, previous01):
     """Inverse of `_encode_iteration`: codes [positions, bits]. A corrupt
     payload decodes to {0, 1} codes too (escapes are clipped)."""
     if self.context == "previous":
-      codes01 = self.entropy_coder.decode(
+      codes01 = self.coder.decode(
           payload, self._code_context(t, tf.reshape(previous01, [-1])))
       return tf.clip_by_value(tf.reshape(codes01, tf.shape(previous01)), 0, 1)
     base = self._channel_logits(t, previous01)
@@ -375,7 +369,7 @@ class RnnCodec(Codec):
       return self._channel_table(base[:, c] + tf.linalg.matvec(signs, lower[c, :c],
                                                                transpose_a=True))
 
-    codes01 = self.entropy_coder.decode_chunks(
+    codes01 = self.coder.decode_chunks(
         payload, self.bits, tf.shape(previous01)[0], channel_table)
     return tf.clip_by_value(tf.transpose(codes01), 0, 1)
 
@@ -494,12 +488,6 @@ class RnnCodec(Codec):
     """Range-coded payloads -> the image after each iteration, uint8
     [iterations, H, W, 3] (step k is what `decompress` gives for k payloads)."""
     return self._run_decoder(payloads, image_shape, raw=False, every_step=True)
-
-  def _compress_padded(self, x):
-    raise NotImplementedError("use compress(image, iterations)")
-
-  def _decompress_padded(self, payloads, padded_shape):
-    raise NotImplementedError("use decompress(payloads, image_shape)")
 
 
 def _signs(codes01):

@@ -24,12 +24,12 @@ import abc
 
 import tensorflow as tf
 
-from tfc_codecs import entropy_models
-from tfc_codecs.codecs.base import Codec, to_uint8
+from tfc_codecs.entropy_coding import entropy_models
+from tfc_codecs.codecs.base import PaddedCodec, to_uint8
 from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
 
 
-class TransformCodec(Codec):
+class TransformCodec(PaddedCodec):
   """A codec with `analysis` and `synthesis` transforms around coded latents."""
 
   # Pixels; not part of the file format (only the transforms are tiled, the

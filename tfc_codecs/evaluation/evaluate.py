@@ -17,7 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import tqdm
 
-from tfc_codecs import fileio, images
+from tfc_codecs import container, fileio, images
+from tfc_codecs.contract import LoadedCodec, RateKind, cut_progressive
 from tfc_codecs.errors import CodecError
 from tfc_codecs.evaluation import classical, metrics
 
@@ -40,37 +41,39 @@ class Coder:
 
 
 def learned_points(model: Optional[str], qualities: Optional[Sequence[int]]):
-  """(name, description, points) of a shipped model family or a model dir.
+  """(name, description, points) of a shipped model family, a model dir or an
+  export (`contract.LoadedCodec`).
 
-  Qualities select shipped models, or are inputs of a variable-rate model
+  Qualities select shipped models, or are inputs of a model that takes one
   (for rnn, iterations).
   """
   from tfc_codecs import api, zoo  # pylint: disable=import-outside-toplevel
   label = model or zoo.DEFAULT_MODEL
   first = api.load(model, qualities[0] if qualities else None)
-  if first.num_qualities:
-    iterations = qualities or range(1, first.num_qualities + 1)
-    points = [RatePoint(f"{first.meta['fingerprint']}-q{k}", k,
+  if first.rate_kind.takes_quality:
+    points = [RatePoint(f"{first.fingerprint.hex()}-q{k}", k,
                         lambda k=k: Coder(lambda image, k=k: first.compress(image, k),
                                           first.decompress))
-              for k in iterations]
-  else:
+              for k in qualities or range(1, first.num_qualities + 1)]
+  elif label in zoo.family_names():
     if qualities:
       paths = [(q, zoo.resolve(model, q)) for q in qualities]
-    elif label in zoo.family_names():
-      paths = [(e["quality"], e["path"]) for e in zoo.shipped_models()
-               if e["name"] == label]
     else:
-      paths = [(0, zoo.resolve(model))]
-
-    def make_coder(path):
-      codec = api.load(path)
-      return Coder(codec.compress, codec.decompress)
-
+      paths = [(e["quality"], e["path"]) for e in zoo.shipped_models() if e["name"] == label]
     points = [RatePoint(zoo.read_fingerprint(path), quality,
-                        lambda path=path: make_coder(path))
+                        lambda path=path: _coder(api.load(path)))
               for quality, path in paths]
+  else:
+    if qualities and list(qualities) != [first.quality]:
+      raise CodecError(f"{label} is a single-rate model: --qualities selects the models "
+                       "of a shipped family or the qualities of a variable-rate model")
+    points = [RatePoint(first.fingerprint.hex(), first.default_quality,
+                        lambda: _coder(first))]
   return learned_name(model), f"tfc_codecs {label}, real .tfci files", points
+
+
+def _coder(codec: LoadedCodec) -> Coder:
+  return Coder(codec.compress, codec.decompress)
 
 
 def learned_name(model: Optional[str]) -> str:
@@ -82,11 +85,12 @@ def learned_name(model: Optional[str]) -> str:
 def evaluate_learned(model: Optional[str], qualities: Optional[Sequence[int]],
                      files: Sequence[str], output: str, per_image: bool = False,
                      progress: bool = True) -> Dict:
-  """Evaluates a shipped model family or model directory at its qualities."""
+  """Evaluates a shipped model family, model directory or export at its
+  qualities."""
   from tfc_codecs import api  # pylint: disable=import-outside-toplevel
   name, description, points = learned_points(model, qualities)
   codec = api.load(model, qualities[0] if qualities else None)
-  if codec.progressive:
+  if codec.rate_kind is RateKind.PROGRESSIVE:
     return evaluate_progressive(name, description, codec, files, output, qualities,
                                 per_image, progress)
   return evaluate(name, description, points, files, output, per_image, progress)
@@ -191,7 +195,7 @@ def evaluate(name: str, description: str, points: Sequence[RatePoint],
                  files, output, per_image)
 
 
-def evaluate_progressive(name: str, description: str, codec, files: Sequence[str],
+def evaluate_progressive(name: str, description: str, codec: LoadedCodec, files: Sequence[str],
                          output: str, qualities: Optional[Sequence[int]] = None,
                          per_image: bool = False, progress: bool = True) -> Dict:
   """`evaluate` for a progressive codec (rnn), in one encode and one decode
@@ -200,9 +204,8 @@ def evaluate_progressive(name: str, description: str, codec, files: Sequence[str
   `decompress_steps` gives every K's decoded image; one K per image is also
   decoded from its cut file on disk and must match. encoding_time and
   decoding_time are those of the top-quality file, for every K."""
-  from tfc_codecs import container  # pylint: disable=import-outside-toplevel
   qualities = list(qualities or range(1, codec.num_qualities + 1))
-  keys = [f"{codec.meta['fingerprint']}-q{k}" for k in qualities]
+  keys = [f"{codec.fingerprint.hex()}-q{k}" for k in qualities]
   partial = output + ".partial.jsonl"
   done = _read_partial(partial)
   bar = tqdm.tqdm(total=len(files), disable=not progress, desc=name, unit="image")
@@ -225,8 +228,8 @@ def evaluate_progressive(name: str, description: str, codec, files: Sequence[str
       stream = container.parse(full, codec.max_pixels)
       checked = qualities[index % len(qualities)]
       for key, quality in zip(keys, qualities):
-        fileio.atomic_write(path, container.serialize(dataclasses.replace(
-            stream, payloads=stream.payloads[:quality], quality=quality)), overwrite=True)
+        fileio.atomic_write(path, container.serialize(cut_progressive(stream, quality)),
+                            overwrite=True)
         if quality == checked and not np.array_equal(
             codec.decompress(images.read_bytes(path)), steps[quality - 1]):
           raise CodecError(f"{image_name}: the {quality}-iteration file decodes "

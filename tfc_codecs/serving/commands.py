@@ -94,6 +94,8 @@ def _run_client(args, input_name: str, output_name: str, suffix: str, extra) -> 
 
 def cmd_client_compress(args) -> int:
   extra = {"quality": args.quality} if args.quality is not None else {}
+  if args.signature_name is None:  # serving_default takes no quality (docs/serving.md).
+    args.signature_name = "compress" if extra else "serving_default"
   return _run_client(args, "image_bytes", "bitstream_bytes", ".tfci", extra)
 
 
@@ -134,7 +136,7 @@ def add_parsers(subparsers) -> None:
       "writes the results as `tfc_codecs compress/decompress` would.")
   actions = p.add_subparsers(title="actions", dest="action", required=True)
   for action, inputs, signature, suffix, handler in (
-      ("compress", "Image files (PNG or JPEG).", "serving_default", ".tfci",
+      ("compress", "Image files (PNG or JPEG).", None, ".tfci",
        cmd_client_compress),
       ("decompress", ".tfci files.", "decompress", ".png", cmd_client_decompress)):
     a = actions.add_parser(action, help=f"{action.capitalize()} files on the server.")
@@ -144,8 +146,8 @@ def add_parsers(subparsers) -> None:
     a.add_argument("--grpc", action="store_true", help="Use the gRPC API.")
     a.add_argument("--model_name", required=True, help="Served model name.")
     a.add_argument("--model_version", type=int, help="Version (default: the newest).")
-    a.add_argument("--signature_name", default=signature,
-                   help=f"Signature to run (default: {signature}).")
+    a.add_argument("--signature_name", default=signature, help="Signature to run (default: "
+                   f"{signature or 'serving_default; compress with --quality'}).")
     if action == "compress":
       a.add_argument("--quality", type=int, help="Quality of a variable-rate model.")
     a.add_argument("--output", help=f"Output file (one input) or directory "

@@ -114,13 +114,17 @@ class Version:
               convert: Callable[[str, tf.TensorSpec, object], tf.Tensor],
               output_filter=()) -> Dict[str, np.ndarray]:
     """Runs a signature; `convert(name, spec, value)` makes each input a tensor.
+    An input the request leaves out takes its SignatureDef default, if it has
+    one (as TF Serving's Predict does).
 
     Returns the outputs (those in `output_filter`, if given) by name, sorted.
     """
     function = self.signature(signature_name)
     specs = function.structured_input_signature[1]
-    if set(inputs) != set(specs):
-      extra, missing = sorted(set(inputs) - set(specs)), sorted(set(specs) - set(inputs))
+    defaults = self.signature_defs.signature_def[signature_name or DEFAULT_SIGNATURE].defaults
+    extra = sorted(set(inputs) - set(specs))
+    missing = sorted(set(specs) - set(inputs) - set(defaults))
+    if extra or missing:
       raise ServingError(
           "INVALID_ARGUMENT", f"input size does not match signature: "
           f"{len(inputs)}!={len(specs)} len({{{','.join(sorted(inputs))}}}) != "
@@ -133,6 +137,9 @@ class Version:
                          f"{{{','.join(sorted(function.structured_outputs))}}}.")
     tensors = {}
     for name, spec in specs.items():
+      if name not in inputs:
+        tensors[name] = tf.constant(tf.make_ndarray(defaults[name]), spec.dtype)
+        continue
       tensor = convert(name, spec, inputs[name])
       if tensor.dtype != spec.dtype:
         raise ServingError("INVALID_ARGUMENT", f"input {name}: expects {spec.dtype.name} "
