@@ -1,7 +1,5 @@
 """The range coder with a bounded escape section (tfc_codecs/entropy_coding/range_coder.py)."""
 
-import time
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -78,21 +76,20 @@ def test_out_of_range_values_are_refused(coder):
     coder.encode(np.array([2 ** 31 - 1], np.int32), index)
 
 
-def test_corrupt_payloads_decode_in_bounded_time(coder):
+def test_corrupt_payloads_decode_or_fail_cleanly(coder):
   """Random bytes, and valid payloads with bytes flipped or cut, decode to
-  int32 values or fail with InvalidArgumentError, each within a second."""
+  int32 values or fail with InvalidArgumentError (how long they take:
+  tests/stress/fuzz_decoder.py)."""
   values, indexes = random_symbols(2, 4000, spread=3.)
   good = coder.encode(values, indexes).numpy()
   outcomes = {"decoded": 0, "error": 0}
   for data in corrupted_payloads(good, 3, 150):
-    start = time.monotonic()
     try:
       decoded = coder.decode(tf.constant(data), indexes).numpy()
       assert decoded.shape == indexes.shape and decoded.dtype == np.int32
       outcomes["decoded"] += 1
     except tf.errors.InvalidArgumentError:
       outcomes["error"] += 1
-    assert time.monotonic() - start < 1.
   assert outcomes["decoded"] and outcomes["error"]
 
 
