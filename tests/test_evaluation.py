@@ -118,6 +118,21 @@ def test_evaluate_schema_and_real_file_sizes(two_images, tmp_path):
   assert report["results"]["psnr-rgb"][0] < report["results"]["psnr-rgb"][1]
 
 
+@pytest.mark.parametrize("model", ["jpeg-420", "hyperprior", "rnn"])
+def test_evaluate_refuses_images_over_max_pixels(two_images, tmp_path, model):
+  """64x80 images: refused with a limit of 64 * 80 - 1 pixels, by every kind
+  of evaluation (classical, learned, progressive)."""
+  files = evaluate.list_images(two_images)
+  output = str(tmp_path / "refused.json")
+  with pytest.raises(CodecError, match=f"limit of {64 * 80 - 1} pixels"):
+    if model == "jpeg-420":
+      evaluate.evaluate(*evaluate.classical_points(model, [50]), files, output,
+                        progress=False, max_pixels=64 * 80 - 1)
+    else:
+      evaluate.evaluate_learned(TINY_HYPERPRIOR if model == "hyperprior" else TINY_RNN, None,
+                                files, output, progress=False, max_pixels=64 * 80 - 1)
+
+
 def test_evaluate_resumes_without_recomputing(two_images, tmp_path):
   files = evaluate.list_images(two_images)
   output = str(tmp_path / "model.json")

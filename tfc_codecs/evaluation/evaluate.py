@@ -40,16 +40,17 @@ class Coder:
   decode: Callable[[bytes], np.ndarray]
 
 
-def learned_points(model: Optional[str], qualities: Optional[Sequence[int]]):
+def learned_points(model: Optional[str], qualities: Optional[Sequence[int]],
+                   max_pixels: int = images.MAX_PIXELS):
   """(name, description, points) of a shipped model family, a model dir or an
-  export (`contract.LoadedCodec`).
+  export (`contract.LoadedCodec`), refusing images over `max_pixels`.
 
   Qualities select shipped models, or are inputs of a model that takes one
   (for rnn, iterations).
   """
   from tfc_codecs import api, zoo  # pylint: disable=import-outside-toplevel
   label = model or zoo.DEFAULT_MODEL
-  first = api.load(model, qualities[0] if qualities else None)
+  first = api.load(model, qualities[0] if qualities else None, max_pixels=max_pixels)
   if first.rate_kind.takes_quality:
     points = [RatePoint(f"{first.fingerprint.hex()}-q{k}", k,
                         lambda k=k: Coder(lambda image, k=k: first.compress(image, k),
@@ -61,7 +62,7 @@ def learned_points(model: Optional[str], qualities: Optional[Sequence[int]]):
     else:
       paths = [(e["quality"], e["path"]) for e in zoo.shipped_models() if e["name"] == label]
     points = [RatePoint(zoo.read_fingerprint(path), quality,
-                        lambda path=path: _coder(api.load(path)))
+                        lambda path=path: _coder(api.load(path, max_pixels=max_pixels)))
               for quality, path in paths]
   else:
     if qualities and list(qualities) != [first.quality]:
@@ -84,16 +85,17 @@ def learned_name(model: Optional[str]) -> str:
 
 def evaluate_learned(model: Optional[str], qualities: Optional[Sequence[int]],
                      files: Sequence[str], output: str, per_image: bool = False,
-                     progress: bool = True) -> Dict:
+                     progress: bool = True, max_pixels: int = images.MAX_PIXELS) -> Dict:
   """Evaluates a shipped model family, model directory or export at its
   qualities."""
   from tfc_codecs import api  # pylint: disable=import-outside-toplevel
-  name, description, points = learned_points(model, qualities)
-  codec = api.load(model, qualities[0] if qualities else None)
+  name, description, points = learned_points(model, qualities, max_pixels)
+  codec = api.load(model, qualities[0] if qualities else None, max_pixels=max_pixels)
   if codec.rate_kind is RateKind.PROGRESSIVE:
     return evaluate_progressive(name, description, codec, files, output, qualities,
                                 per_image, progress)
-  return evaluate(name, description, points, files, output, per_image, progress)
+  return evaluate(name, description, points, files, output, per_image, progress,
+                  max_pixels)
 
 
 def classical_points(name: str, qualities: Optional[Sequence[int]]):
@@ -165,8 +167,9 @@ def _report(name: str, description: str, qualities: Sequence[int], rows_by_point
 
 def evaluate(name: str, description: str, points: Sequence[RatePoint],
              files: Sequence[str], output: str, per_image: bool = False,
-             progress: bool = True) -> Dict:
-  """Runs all points on all files; writes and returns the results dict."""
+             progress: bool = True, max_pixels: int = images.MAX_PIXELS) -> Dict:
+  """Runs all points on all files (images over `max_pixels` are refused);
+  writes and returns the results dict."""
   partial = output + ".partial.jsonl"
   done = _read_partial(partial)
   bar = tqdm.tqdm(total=len(points) * len(files), disable=not progress,
@@ -178,7 +181,7 @@ def evaluate(name: str, description: str, points: Sequence[RatePoint],
       for path in files:
         key = (point.key, os.path.basename(path))
         if key not in done:
-          image, _ = images.read_image(path)
+          image, _ = images.read_image(path, max_pixels)
           if coder is None:
             coder = point.make_coder()
             _measure(coder, image, workdir)  # Warm-up: tracing is not timed.
@@ -216,7 +219,7 @@ def evaluate_progressive(name: str, description: str, codec: LoadedCodec, files:
       if all((key, image_name) in done for key in keys):
         bar.update(1)
         continue
-      image, _ = images.read_image(image_path)
+      image, _ = images.read_image(image_path, codec.max_pixels)
       if index == 0:
         codec.decompress_steps(codec.compress(image, max(qualities)))  # Warm-up.
       start = time.perf_counter()
