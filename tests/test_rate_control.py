@@ -61,3 +61,12 @@ def test_unreachable_targets_are_clear_errors(every_quality, photo):
   for kwargs in ({}, dict(target_bpp=1., target_psnr=30.), dict(target_bpp=0.)):
     with pytest.raises(CodecError):
       rate_control.compress_to_target(model, photo, **kwargs)
+
+
+def test_max_pixels_applies_to_every_quality_tried(every_quality, photo):
+  model, table = every_quality
+  limit = photo.shape[0] * photo.shape[1]
+  with pytest.raises(CodecError, match=f"limit of {limit - 1} pixels"):
+    rate_control.compress_to_target(model, photo, target_bpp=100., max_pixels=limit - 1)
+  choice = rate_control.compress_to_target(model, photo, target_bpp=100., max_pixels=limit)
+  assert choice.data == table[max(table)][2]

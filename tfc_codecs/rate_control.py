@@ -32,10 +32,10 @@ class Choice:
   psnr: Optional[float] = None
 
 
-def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str = "tfc"
-              ) -> Tuple[List[int], Callable[[int], Tuple[bytes, LoadedCodec]]]:
+def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str,
+              max_pixels: int) -> Tuple[List[int], Callable[[int], Tuple[bytes, LoadedCodec]]]:
   """Ascending qualities of `model`, and quality -> (file bytes, codec)."""
-  codec = api.load(model, ops=ops)
+  codec = api.load(model, ops=ops, max_pixels=max_pixels)
   if codec.rate_kind is RateKind.PROGRESSIVE:
     full = container.parse(codec.compress(image, codec.num_qualities, raw), codec.max_pixels)
     return (list(range(1, codec.num_qualities + 1)),
@@ -50,7 +50,8 @@ def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str = "tf
     qualities = [codec.default_quality]
 
   def encode(quality):
-    rate_point = api.load(model, quality, ops) if name in zoo.family_names() else codec
+    rate_point = (api.load(model, quality, ops, max_pixels) if name in zoo.family_names()
+                  else codec)
     return rate_point.compress(image, raw=raw), rate_point
 
   return qualities, encode
@@ -59,16 +60,17 @@ def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str = "tf
 def compress_to_target(model: Optional[str], image: np.ndarray,
                        target_bpp: Optional[float] = None,
                        target_psnr: Optional[float] = None,
-                       raw: bool = False, ops: str = "tfc") -> Choice:
+                       raw: bool = False, ops: str = "tfc",
+                       max_pixels: int = images.MAX_PIXELS) -> Choice:
   """Compresses `image` with the quality of `model` that meets the target
-  (entropy coder `ops`, see `api.load`)."""
+  (entropy coder `ops` and pixel limit `max_pixels`, see `api.load`)."""
   if (target_bpp is None) == (target_psnr is None):
     raise CodecError("give exactly one of --target_bpp and --target_psnr")
   if target_bpp is not None and not target_bpp > 0:
     raise CodecError(f"--target_bpp must be positive, not {target_bpp}")
   image, _ = images.as_rgb8(image)
   height, width = image.shape[:2]
-  qualities, encode = _encoders(model, image, raw, ops)
+  qualities, encode = _encoders(model, image, raw, ops, max_pixels)
   tried: List[Choice] = []
   for quality in (qualities[::-1] if target_bpp is not None else qualities):
     data, codec = encode(quality)
