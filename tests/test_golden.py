@@ -54,8 +54,8 @@ def sha256(data: bytes) -> str:
 
 def assert_same_pixels(image: np.ndarray, expected: Dict[str, Any]) -> None:
   """The decoded-pixel check: identical (SHA-256 of the uint8 [H, W, 3]
-  bytes). Relaxing it (e.g. to ±1 across kernel libraries, issue #37) is a
-  change of this function only."""
+  bytes). Relaxing it (e.g. to ±1 across kernel libraries, issue #37) changes
+  this function only (and `generate`, to store the decoded pixels it needs)."""
   assert image.dtype == np.uint8 and list(image.shape) == expected["shape"]
   assert sha256(image.tobytes()) == expected["decoded_sha256"]
 
