@@ -32,10 +32,12 @@ def steps_per_second(model: str, net, conv_dtype: str, args) -> float:
   """Mean steps/s of the log intervals after the first (which traces)."""
   lines = []
   with tempfile.TemporaryDirectory() as run:
-    training.train(net.codec_name, None, run, train_glob=BSDS500, patch_size=args.patch_size,
-                   batch_size=args.batch_size, max_steps=args.steps, learning_rate=1e-5,
-                   init_from=model, quantization=_quantization(net), conv_dtype=conv_dtype,
-                   min_scale=0.6, log_every=args.steps // 4, printer=lines.append)
+    training.train(training.TrainConfig(
+        net.codec_name, run, train_glob=BSDS500, patch_size=args.patch_size,
+        batch_size=args.batch_size, max_steps=args.steps, learning_rate=1e-5, init_from=model,
+        training_options={"quantization": "mixed"} if _quantization(net) == "mixed" else {},
+        conv_dtype=conv_dtype, min_scale=0.6, log_every=args.steps // 4),
+        printer=lines.append)
   rates = [float(m.group(1)) for m in map(re.compile(r"([\d.]+) steps/s").search, lines) if m]
   return float(np.mean(rates[1:]))
 

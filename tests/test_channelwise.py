@@ -24,10 +24,10 @@ def test_starts_as_the_hyperprior_it_is_trained_from(tmp_path, photos):
   any step the channelwise model reconstructs exactly what the hyperprior
   does, at the same rate."""
   source = str(MODELS / "hyperprior_tiny")
-  out = training.train("channelwise", 0.01, str(tmp_path / "run"),
-                       train_glob=str(MODELS.parent / "images"), patch_size=64, batch_size=1,
-                       max_steps=0, init_from=source, model_config={"context_filters": 8},
-                       printer=lambda _: None)
+  out = training.train(training.TrainConfig(
+      "channelwise", str(tmp_path / "run"), lmbda=0.01, train_glob=str(MODELS.parent / "images"),
+      patch_size=64, batch_size=1, max_steps=0, init_from=source,
+      model_config={"context_filters": 8}), printer=lambda _: None)
   hyperprior, channelwise = tfc_codecs.load(source), tfc_codecs.load(out)
   assert channelwise.net.config["num_filters"] == hyperprior.net.config["num_filters"]
   for name, image in photos.items():
@@ -102,6 +102,7 @@ def test_slices_must_cover_the_latents(slices):
     registry.codec_class("channelwise")(num_filters=8, latent_filters=8, slices=slices)
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_cli_trains_with_given_slices(tmp_path, run_cli):
   result = run_cli("train", "--model_type", "channelwise", "--lambda", "0.01",
                    "--num_filters", "8", "--latent_filters", "6", "--slices", "2,4",

@@ -10,6 +10,8 @@ import dataclasses
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -451,6 +453,16 @@ def test_stock_coder_from_the_cli(run_cli, model_dirs, photos, tmp_path):
   assert re.search(r"^coder:\s+stock-rans\+escapes$", result.stdout, re.M), result.stdout
 
 
-def test_train_offers_every_registered_codec():
-  from tfc_codecs import cli, registry  # pylint: disable=import-outside-toplevel
-  assert sorted(cli.TRAINABLE_CODECS) == sorted(registry.CODECS)
+@pytest.mark.slow  # A subprocess.
+def test_only_the_train_command_imports_tensorflow_to_parse_its_flags(repo_root, shell_env):
+  """train's flags come from the codecs' declarations; every other command
+  (and --help) parses without TensorFlow."""
+  code = ("import sys; from tfc_codecs import cli\n"
+          "cli.parse_args(['tfc_codecs', 'info', 'x.tfci'])\n"
+          "print('tensorflow' in sys.modules)\n"
+          "args = cli.parse_args(['tfc_codecs', 'train', '--model_type', 'rnn',"
+          " '--train_dir', 'run', '--cell', 'gru', '--slices', '4,8'])\n"
+          "print('tensorflow' in sys.modules, args.cell, args.slices)")
+  result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, env=shell_env(),
+                          capture_output=True, text=True, check=False)
+  assert result.stdout.split() == ["False", "True", "gru", "[4,", "8]"], result.stderr

@@ -1,4 +1,5 @@
-"""Fine-tuning a model on one's own images (--init_from)."""
+"""Training: the run's settings and codec options, resuming, fine-tuning
+(--init_from) and the training-time options of the codecs."""
 
 import json
 import os
@@ -11,7 +12,10 @@ from PIL import Image
 
 from conftest import IMAGES, MODELS
 import tfc_codecs
-from tfc_codecs import entropy_models, model_dir, training
+from tfc_codecs import cli, model_dir, registry, training
+from tfc_codecs.entropy_coding import entropy_models
+from tfc_codecs.codecs.factorized import FactorizedCodec
+from tfc_codecs.codecs.options import Option
 from tfc_codecs.codecs.rnn import RnnCodec
 from tfc_codecs.codecs.variable_rate import VariableRate
 from tfc_codecs.errors import CodecError
@@ -19,6 +23,69 @@ from tfc_codecs.layers import precision
 
 TINY_FACTORIZED = os.path.join(MODELS, "factorized_tiny")
 PHOTO = IMAGES / "bsds_crop_0.png"
+
+
+def train(model_type, lmbda, train_dir, printer=lambda _: None, **settings):
+  """Trains the run of one TrainConfig; returns the model's path."""
+  return training.train(training.TrainConfig(model_type, train_dir, lmbda=lmbda, **settings),
+                        printer=printer)
+
+
+RUN_FACTS = {"command", "steps", "wall_seconds", "final_train_metrics"}
+
+
+def test_the_provenance_is_the_run_s_config_and_its_facts(tmp_path):
+  model_config = tfc_codecs.load(TINY_FACTORIZED).net.config
+  config = training.TrainConfig(
+      "factorized", str(tmp_path / "run"), lmbda=0.02, train_glob=str(IMAGES), patch_size=32,
+      batch_size=1, max_steps=2, learning_rate=2e-4, decay_start=0.5, warmup_steps=1,
+      clip_norm=10., min_scale=0.9, init_from=TINY_FACTORIZED, conv_dtype="bfloat16",
+      checkpoint_minutes=2., log_every=1, seed=4, model_config=model_config,
+      training_options=dict(quantization="mixed", density_fit="rounded"))
+  provenance = tfc_codecs.load(training.train(config, printer=lambda _: None)).meta["provenance"]
+  assert {k: v for k, v in provenance.items() if k not in RUN_FACTS} == config.to_dict()
+  assert set(provenance) - set(config.to_dict()) == RUN_FACTS
+  assert provenance["steps"] == 2 and provenance["final_train_metrics"]["step"] == 2
+
+
+class TaggedCodec(FactorizedCodec):
+  """A factorized codec with one more model option and training option."""
+
+  codec_name = "tagged"
+  model_options = (Option("tag", "A model option.", int),)
+  training_options = (Option("mood", "A training option.", choices=("calm", "eager")),)
+  mood = "calm"
+  moods_trained_in = []
+
+  def __init__(self, tag: int = 0, **config):
+    super().__init__(tag=tag, **config)
+
+  def training_loss(self, x, lmbda, distortion="mse"):
+    self.moods_trained_in.append(self.mood)  # When the training step is traced.
+    return super().training_loss(x, lmbda, distortion)
+
+
+def test_an_option_a_codec_declares_is_a_train_flag_that_reaches_the_codec(
+    tmp_path, monkeypatch):
+  monkeypatch.setitem(registry.CODECS, "tagged", TaggedCodec)
+  run = tmp_path / "run"
+  flags = ["tfc_codecs", "train", "--model_type", "tagged", "--train_dir", str(run),
+           "--lambda", "0.01", "--train_glob", str(IMAGES), "--patch_size", "32",
+           "--batch_size", "1", "--max_steps", "1", "--log_every", "1", "--num_filters", "4"]
+  args = cli.parse_args(flags + ["--tag", "7", "--mood", "eager"])
+  assert args.handler(args) == 0
+  model = tfc_codecs.load(str(run / "model"))
+  assert model.net.config == dict(tag=7, num_filters=4, latent_filters=4)
+  assert set(TaggedCodec.moods_trained_in) == {"eager"}
+  provenance = model.meta["provenance"]  # Constructor arguments (latent_filters 0: = N).
+  assert provenance["model_config"] == dict(tag=7, num_filters=4, latent_filters=0)
+  assert provenance["training_options"] == dict(
+      quantization="noise", density_fit="noisy", mood="eager")
+  with pytest.raises(SystemExit):  # argparse: invalid choice.
+    cli.parse_args(flags + ["--mood", "sad"])
+  with pytest.raises(CodecError, match="--tag applies to tagged, not factorized"):
+    train("factorized", 0.01, str(tmp_path / "other"), train_glob=str(IMAGES),
+          model_config=dict(tag=1))
 
 
 # factorized_vr_shared_tiny predates per-quality priors (its conversion is
@@ -30,11 +97,11 @@ def test_init_from_starts_at_the_given_model(tmp_path, name):
   """Every weight of the model, e.g. each of the rnn's recurrent cells, carries over."""
   source_dir = os.path.join(MODELS, name)
   source = tfc_codecs.load(source_dir)
-  out = training.train(
+  out = train(
       source.net.codec_name, 0.01 if source.net.needs_lambda else None,
       str(tmp_path / "run"), train_glob=str(IMAGES),
       patch_size=64, batch_size=2, max_steps=1, learning_rate=1e-9, init_from=source_dir,
-      log_every=1, printer=lambda _: None)
+      log_every=1)
   tuned = tfc_codecs.load(out)
   assert tuned.net.config == source.net.config
   assert tuned.meta["provenance"]["init_from"] == source_dir
@@ -51,16 +118,16 @@ def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
   resume that names no model options takes the stored ones."""
   run = str(tmp_path / "run")
   common = dict(train_glob=str(IMAGES), patch_size=32,
-                batch_size=2, learning_rate=1e-4, log_every=1, printer=lambda _: None)
-  training.train("factorized", 0.01, run, max_steps=1, init_from=TINY_FACTORIZED, **common)
+                batch_size=2, learning_rate=1e-4, log_every=1)
+  train("factorized", 0.01, run, max_steps=1, init_from=TINY_FACTORIZED, **common)
   first = tfc_codecs.load(os.path.join(run, "model"))
   messages = []
-  out = training.train("factorized", 0.01, run, max_steps=2,
-                       init_from=str(tmp_path / "no such model"),
-                       **dict(common, printer=messages.append))
+  out = train("factorized", 0.01, run, max_steps=2,
+              init_from=str(tmp_path / "no such model"),
+              **dict(common, printer=messages.append))
   assert any("resuming" in m for m in messages), messages
   assert tfc_codecs.load(out).net.config == first.net.config
-  out = training.train("factorized", 0.01, run, max_steps=3, **common)
+  out = train("factorized", 0.01, run, max_steps=3, **common)
   resumed = tfc_codecs.load(out)
   assert resumed.meta["provenance"]["steps"] == 3
   assert resumed.net.config == first.net.config
@@ -71,9 +138,9 @@ def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
 def test_init_from_a_previous_context_rnn_keeps_all_but_the_context_model(tmp_path):
   source_dir = os.path.join(MODELS, "rnn_previous_tiny")
   source = tfc_codecs.load(source_dir).net
-  out = training.train("rnn", None, str(tmp_path / "run"), train_glob=str(IMAGES),
-                       patch_size=32, batch_size=2, max_steps=1, learning_rate=1e-9,
-                       init_from=source_dir, log_every=1, printer=lambda _: None)
+  out = train("rnn", None, str(tmp_path / "run"), train_glob=str(IMAGES),
+              patch_size=32, batch_size=2, max_steps=1, learning_rate=1e-9,
+              init_from=source_dir, log_every=1)
   tuned = tfc_codecs.load(out).net
   assert source.context == "previous" and tuned.context == "channels"
   assert {k: v for k, v in tuned.config.items() if k != "context"} == {
@@ -90,19 +157,19 @@ def test_runs_store_every_option_and_older_runs_resume_as_they_started(tmp_path)
   it); a run stored before an option existed resumes with the value its
   absence implies (the rnn's context model: "previous")."""
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, learning_rate=1e-4,
-                log_every=1, printer=lambda _: None)
+                log_every=1)
   options = dict(width=0.0625, train_iterations=1)
   run = tmp_path / "new"
-  training.train("rnn", None, str(run), max_steps=1, model_config=options, **common)
+  train("rnn", None, str(run), max_steps=1, model_config=options, **common)
   stored = json.loads((run / "train_config.json").read_text())["model_config"]
   assert stored["context"] == "channels" and stored["max_iterations"] == 16
   run = tmp_path / "older"
-  training.train("rnn", None, str(run), max_steps=1,
-                 model_config=dict(options, context="previous"), **common)
+  train("rnn", None, str(run), max_steps=1,
+        model_config=dict(options, context="previous"), **common)
   config = json.loads((run / "train_config.json").read_text())
   config["model_config"] = options  # As runs stored only the options given.
   (run / "train_config.json").write_text(json.dumps(config))
-  out = training.train("rnn", None, str(run), max_steps=2, **common)
+  out = train("rnn", None, str(run), max_steps=2, **common)
   assert tfc_codecs.load(out).net.context == "previous"
 
 
@@ -111,13 +178,13 @@ def test_resume_drops_the_logged_steps_past_its_checkpoint(tmp_path):
   curve must not log those steps twice."""
   run = tmp_path / "run"
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2,
-                learning_rate=1e-4, log_every=1, printer=lambda _: None)
-  training.train("factorized", 0.01, str(run), max_steps=2, init_from=TINY_FACTORIZED,
-                 **common)
+                learning_rate=1e-4, log_every=1)
+  train("factorized", 0.01, str(run), max_steps=2, init_from=TINY_FACTORIZED,
+        **common)
   progress = run / "progress.jsonl"
   with open(progress, "a") as f:  # Steps logged after the checkpoint at step 2.
     f.write('{"step": 3, "loss": 9.0}\n{"step": 4, "loss": 9.0}\n')
-  out = training.train("factorized", 0.01, str(run), max_steps=4, **common)
+  out = train("factorized", 0.01, str(run), max_steps=4, **common)
   steps = [json.loads(line)["step"] for line in progress.read_text().splitlines()]
   assert steps == [1, 2, 3, 4]
   assert tfc_codecs.load(out).meta["provenance"]["final_train_metrics"]["loss"] != 9.0
@@ -128,17 +195,17 @@ def test_resume_accepts_the_run_s_own_model_options_only(tmp_path):
   refused (the checkpoint holds another model)."""
   run = str(tmp_path / "run")
   common = dict(train_glob=str(IMAGES), patch_size=32,
-                batch_size=2, learning_rate=1e-4, log_every=1, printer=lambda _: None)
+                batch_size=2, learning_rate=1e-4, log_every=1)
   options = dict(num_filters=8, latent_filters=12)
-  training.train("factorized", 0.01, run, max_steps=1, model_config=options, **common)
-  out = training.train("factorized", 0.01, run, max_steps=2,
-                       model_config=dict(num_filters=8), **common)
+  train("factorized", 0.01, run, max_steps=1, model_config=options, **common)
+  out = train("factorized", 0.01, run, max_steps=2,
+              model_config=dict(num_filters=8), **common)
   assert tfc_codecs.load(out).net.config["latent_filters"] == 12
   for changed in (dict(num_filters=16), dict(options, latent_filters=16)):
     with pytest.raises(CodecError, match="different model"):
-      training.train("factorized", 0.01, run, max_steps=3, model_config=changed, **common)
+      train("factorized", 0.01, run, max_steps=3, model_config=changed, **common)
   with pytest.raises(CodecError, match="different model"):
-    training.train("factorized", 0.02, run, max_steps=3, **common)
+    train("factorized", 0.02, run, max_steps=3, **common)
 
 
 @pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny",
@@ -168,35 +235,26 @@ def test_mixed_quantization_trains_the_decoder_on_the_latents_it_will_decode(nam
   assert max(float(tf.reduce_max(tf.abs(g))) for g in gradients) > 0
 
 
-@pytest.mark.parametrize("option,value,unknown", [("quantization", "mixed", "round"),
-                                                   ("density_fit", "rounded", "exact")])
-def test_transform_codec_options_are_recorded_and_refused_where_they_do_not_apply(
-    tmp_path, option, value, unknown):
+@pytest.mark.parametrize("option,value,bad,model,other", [
+    ("quantization", "mixed", "round", "factorized_tiny", "rnn"),
+    ("density_fit", "rounded", "exact", "factorized_tiny", "rnn"),
+    ("iteration_loss", "log-mse", "l2", "rnn_tiny", "factorized"),
+    ("binarization", "sign", "round", "rnn_tiny", "factorized")])
+def test_training_options_are_recorded_and_refused_where_they_do_not_apply(
+    tmp_path, option, value, bad, model, other):
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, max_steps=1,
-                learning_rate=1e-9, log_every=1, printer=lambda _: None)
-  out = training.train("factorized", 0.01, str(tmp_path / "run"), init_from=TINY_FACTORIZED,
-                       **{option: value}, **common)
-  assert tfc_codecs.load(out).meta["provenance"][option] == value
-  with pytest.raises(CodecError, match="transform codecs"):
-    training.train("rnn", None, str(tmp_path / "rnn"), **{option: value}, **common)
-  with pytest.raises(CodecError, match="one of"):
-    training.train("factorized", 0.01, str(tmp_path / "bad"), **{option: unknown}, **common)
-
-
-@pytest.mark.parametrize("option, value, bad", [("iteration_loss", "log-mse", "l2"),
-                                               ("binarization", "sign", "round")])
-def test_rnn_training_options_are_recorded_and_refused_where_they_do_not_apply(
-    tmp_path, option, value, bad):
-  common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=2, max_steps=1,
-                learning_rate=1e-9, log_every=1, printer=lambda _: None)
-  out = training.train("rnn", None, str(tmp_path / "rnn"), **{option: value},
-                       init_from=os.path.join(MODELS, "rnn_tiny"), **common)
-  assert tfc_codecs.load(out).meta["provenance"][option] == value
-  with pytest.raises(CodecError, match="applies to rnn"):
-    training.train("factorized", 0.01, str(tmp_path / "factorized"), **{option: value},
-                   **common)
-  with pytest.raises(CodecError, match="one of"):
-    training.train("rnn", None, str(tmp_path / "bad"), **{option: bad}, **common)
+                learning_rate=1e-9, log_every=1)
+  source = tfc_codecs.load(os.path.join(MODELS, model)).net
+  out = train(source.codec_name, 0.01 if source.needs_lambda else None, str(tmp_path / "run"),
+              init_from=os.path.join(MODELS, model), training_options={option: value},
+              **common)
+  assert tfc_codecs.load(out).meta["provenance"]["training_options"][option] == value
+  with pytest.raises(CodecError, match=f"--{option} applies to .*, not {other}"):
+    train(other, 0.01, str(tmp_path / "other"), training_options={option: value}, **common)
+  with pytest.raises(CodecError, match=f"--{option} must be one of"):
+    train(source.codec_name, 0.01, str(tmp_path / "bad"), training_options={option: bad},
+          **common)
+  assert not (tmp_path / "other").exists() and not (tmp_path / "bad").exists()
 
 
 def test_rate_fitted_to_rounded_is_the_noisy_rate_but_fits_the_density_to_rounded_values():
@@ -309,11 +367,11 @@ def test_rnn_bfloat16_convolutions_compute_what_float32_ones_do():
 @pytest.mark.parametrize("name", ["hyperprior_tiny", "rnn_tiny"])
 def test_conv_dtype_is_recorded_and_the_model_is_float32(tmp_path, name):
   source = tfc_codecs.load(os.path.join(MODELS, name))
-  out = training.train(source.net.codec_name, 0.01 if source.net.needs_lambda else None,
-                       str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=64,
-                       batch_size=2, max_steps=2, learning_rate=1e-4,
-                       init_from=os.path.join(MODELS, name), conv_dtype="bfloat16",
-                       log_every=1, printer=lambda _: None)
+  out = train(source.net.codec_name, 0.01 if source.net.needs_lambda else None,
+              str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=64,
+              batch_size=2, max_steps=2, learning_rate=1e-4,
+              init_from=os.path.join(MODELS, name), conv_dtype="bfloat16",
+              log_every=1)
   trained = tfc_codecs.load(out)
   assert trained.meta["provenance"]["conv_dtype"] == "bfloat16"
   assert {layer.compute_dtype for layer in _convolutions(trained.net)} == {"float32"}
@@ -323,8 +381,8 @@ def test_conv_dtype_is_recorded_and_the_model_is_float32(tmp_path, name):
 
 def test_an_unknown_conv_dtype_is_refused(tmp_path):
   with pytest.raises(CodecError, match="one of"):
-    training.train("hyperprior", 0.01, str(tmp_path / "bad"), train_glob=str(IMAGES),
-                   conv_dtype="float16", printer=lambda _: None)
+    train("hyperprior", 0.01, str(tmp_path / "bad"), train_glob=str(IMAGES),
+          conv_dtype="float16")
   assert not os.path.exists(tmp_path / "bad")
 
 
@@ -344,23 +402,23 @@ def test_warmup_applies_to_the_run_s_first_steps_and_is_recorded(tmp_path):
   common = dict(train_glob=str(IMAGES), patch_size=32,
                 batch_size=2, learning_rate=1e-4, warmup_steps=3, log_every=1,
                 init_from=TINY_FACTORIZED, printer=messages.append)
-  training.train("factorized", 0.01, run, max_steps=2, **common)
-  out = training.train("factorized", 0.01, run, max_steps=5, **common)
+  train("factorized", 0.01, run, max_steps=2, **common)
+  out = train("factorized", 0.01, run, max_steps=5, **common)
   rates = [float(m.split("  lr ")[1].split()[0]) for m in messages if "  lr " in m]
   assert rates == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4, 1e-4], rel=0.01)
   assert tfc_codecs.load(out).meta["provenance"]["warmup_steps"] == 3
   with pytest.raises(CodecError, match="warmup_steps"):
-    training.train("factorized", 0.01, str(tmp_path / "other"), max_steps=1,
-                   **dict(common, warmup_steps=-1))
+    train("factorized", 0.01, str(tmp_path / "other"), max_steps=1,
+          **dict(common, warmup_steps=-1))
 
 
 @pytest.mark.parametrize("model_type,patch_size", [("hyperprior", 32), ("factorized", 24),
                                                    ("rnn", 0)])
 def test_patches_the_model_cannot_take_are_refused(tmp_path, model_type, patch_size):
   with pytest.raises(CodecError, match="--patch_size must be a positive multiple of"):
-    training.train(model_type, 0.01, str(tmp_path / "run"),
-                   train_glob=str(IMAGES),
-                   patch_size=patch_size, max_steps=1, printer=lambda _: None)
+    train(model_type, 0.01, str(tmp_path / "run"),
+          train_glob=str(IMAGES),
+          patch_size=patch_size, max_steps=1)
   assert not os.path.exists(tmp_path / "run")
 
 
@@ -400,14 +458,14 @@ def test_an_rnn_is_not_started_from_one_of_another_cell():
 def test_train_widens_an_rnn_and_never_narrows_one(tmp_path):
   source_dir = os.path.join(MODELS, "rnn_tiny")
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=1, max_steps=1,
-                learning_rate=1e-9, log_every=1, printer=lambda _: None)
-  out = training.train("rnn", None, str(tmp_path / "wide"), init_from=source_dir,
-                       model_config={"width": 0.25}, **common)
+                learning_rate=1e-9, log_every=1)
+  out = train("rnn", None, str(tmp_path / "wide"), init_from=source_dir,
+              model_config={"width": 0.25}, **common)
   source, wide = tfc_codecs.load(source_dir), tfc_codecs.load(out)
   assert (source.net.config["width"], wide.net.config["width"]) == (0.125, 0.25)
   image = np.asarray(Image.open(PHOTO).convert("RGB"))[:48, :64]
   decoded = [codec.decompress(codec.compress(image, quality=3)) for codec in (source, wide)]
   assert np.abs(decoded[0].astype(int) - decoded[1].astype(int)).max() <= 1
   with pytest.raises(CodecError, match="only widens"):
-    training.train("rnn", None, str(tmp_path / "narrow"), init_from=out,
-                   model_config={"width": 0.125}, **common)
+    train("rnn", None, str(tmp_path / "narrow"), init_from=out,
+          model_config={"width": 0.125}, **common)

@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from conftest import IMAGES, MODELS
 import tfc_codecs
-from tfc_codecs import coding_common, container, entropy_models, model_dir, training
+from tfc_codecs import container, model_dir, training
+from tfc_codecs.entropy_coding import cdf_tables, entropy_models
 from tfc_codecs.codecs.base import pad_to_multiple
 from tfc_codecs.errors import CodecError
 
@@ -121,11 +122,10 @@ def test_resaves_identically(vr, tmp_path, photo):
 def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
   """--init_from a hyperprior: its weights carry over, gains start at sqrt(λ/λ_ref)."""
   lambdas = [0.003, 0.0067, 0.015]
-  out = training.train(
-      "hyperprior-vr", None, str(tmp_path / "run"),
-      train_glob=str(IMAGES), patch_size=64,
+  out = training.train(training.TrainConfig(
+      "hyperprior-vr", str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_HYPERPRIOR,
-      model_config=dict(lambdas=lambdas), log_every=1, printer=lambda _: None)
+      model_config=dict(lambdas=lambdas), log_every=1), printer=lambda _: None)
   source = tfc_codecs.load(TINY_HYPERPRIOR)
   tuned = tfc_codecs.load(out)
   assert tuned.codec_name == "hyperprior-vr" and tuned.num_qualities == 3
@@ -142,11 +142,10 @@ def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
 def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
   """--init_from a hyperprior-vr: transforms and gains carry over, the
   factorized prior (which the hyperprior lacks) starts afresh."""
-  out = training.train(
-      "factorized-vr", None, str(tmp_path / "run"),
-      train_glob=str(IMAGES), patch_size=64,
+  out = training.train(training.TrainConfig(
+      "factorized-vr", str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_VR,
-      log_every=1, printer=lambda _: None)
+      log_every=1), printer=lambda _: None)
   source = tfc_codecs.load(TINY_VR).net
   tuned = tfc_codecs.load(out).net
   assert tuned.codec_name == "factorized-vr"
@@ -165,11 +164,10 @@ def test_init_from_with_other_lambdas_resamples_the_gains(tmp_path):
   source = tfc_codecs.load(TINY_VR).net
   low, shared = source.lambdas[0] / 4, source.lambdas[0]
   between = float(np.sqrt(source.lambdas[0] * source.lambdas[1]))
-  out = training.train(
-      "hyperprior-vr", None, str(tmp_path / "run"),
-      train_glob=str(IMAGES), patch_size=64,
+  out = training.train(training.TrainConfig(
+      "hyperprior-vr", str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=TINY_VR,
-      model_config=dict(lambdas=[low, shared, between]), log_every=1, printer=lambda _: None)
+      model_config=dict(lambdas=[low, shared, between]), log_every=1), printer=lambda _: None)
   tuned = tfc_codecs.load(out).net
   assert tuned.lambdas == (low, shared, between)
   assert tuned.default_quality == 3  # Nearest the reference λ among the new ones.
@@ -182,28 +180,26 @@ def test_init_from_with_other_lambdas_resamples_the_gains(tmp_path):
 
 def test_init_from_a_codec_with_no_shared_weights_is_refused(tmp_path):
   with pytest.raises(CodecError, match="share no weights"):
-    training.train("rnn", None, str(tmp_path / "run"),
-                   train_glob=str(IMAGES), patch_size=32,
-                   batch_size=2, max_steps=1, init_from=TINY_VR, printer=lambda _: None)
+    training.train(training.TrainConfig(
+        "rnn", str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=32,
+        batch_size=2, max_steps=1, init_from=TINY_VR), printer=lambda _: None)
 
 
 @pytest.mark.parametrize("codec", ["hyperprior-vr", "factorized-vr"])
 def test_bad_lambdas_are_refused(tmp_path, codec):
   for lambdas in ([0.01, 0.002], [], [0., 0.1]):
     with pytest.raises(CodecError, match="lambdas"):
-      training.train(codec, None, str(tmp_path / str(len(lambdas))),
-                     train_glob=str(IMAGES),
-                     model_config=dict(lambdas=lambdas), max_steps=0,
-                     printer=lambda _: None)
+      training.train(training.TrainConfig(
+          codec, str(tmp_path / str(len(lambdas))), train_glob=str(IMAGES),
+          model_config=dict(lambdas=lambdas), max_steps=0), printer=lambda _: None)
 
 
 def _tune(tmp_path, init_from, **model_config):
   """A 1-step, learning-rate 1e-9 factorized-vr run from `init_from`."""
-  return tfc_codecs.load(training.train(
-      "factorized-vr", None, str(tmp_path / "run"),
-      train_glob=str(IMAGES), patch_size=64,
+  return tfc_codecs.load(training.train(training.TrainConfig(
+      "factorized-vr", str(tmp_path / "run"), train_glob=str(IMAGES), patch_size=64,
       batch_size=2, max_steps=1, learning_rate=1e-9, init_from=init_from,
-      model_config=model_config, log_every=1, printer=lambda _: None)).net
+      model_config=model_config, log_every=1), printer=lambda _: None)).net
 
 
 def test_factorized_vr_has_a_density_per_quality():
@@ -258,7 +254,7 @@ def test_each_quality_codes_with_its_own_tables(photo):
   quality q's rows of the tables."""
   net = tfc_codecs.load(TINY_FVR).net
   channels, tables = net.config["latent_filters"], net.entropy_tables()
-  rows = coding_common.split_rows(tables["cdf"])
+  rows = cdf_tables.split_rows(tables["cdf"])
   latents = net.analyze(pad_to_multiple(tf.constant(photo)[None], net.downsampling))
   files = set()
   for quality in qualities(net):

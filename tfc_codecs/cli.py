@@ -32,14 +32,15 @@ def cmd_compress(args) -> int:
   targeted = args.target_bpp is not None or args.target_psnr is not None
   if targeted and args.quality is not None:
     raise CodecError("--quality cannot be combined with --target_bpp/--target_psnr")
-  codec = api.load(args.model, args.quality, ops=args.ops)
+  codec = api.load(args.model, args.quality, ops=args.ops, max_pixels=args.max_pixels)
 
   def work(source, target):
     image, notes = images.read_image(source, codec.max_pixels)
     lines = [(sys.stderr, f"{PROG}: note: {source}: {note}") for note in notes]
     if targeted:
       choice = rate_control.compress_to_target(
-          args.model, image, args.target_bpp, args.target_psnr, raw=args.raw, ops=args.ops)
+          args.model, image, args.target_bpp, args.target_psnr, raw=args.raw, ops=args.ops,
+          max_pixels=args.max_pixels)
       data, used = choice.data, choice.codec
     else:
       data, used = codec.compress(image, quality=args.quality, raw=args.raw), codec
@@ -71,7 +72,7 @@ def cmd_decompress(args) -> int:
 
   def work(source, target):
     data = images.read_bytes(source)
-    codec = api.load_for(data, args.model)
+    codec = api.load_for(data, args.model, args.max_pixels)
     image = codec.decompress(data, iterations=args.iterations)
     fileio.atomic_write(target, images.encode_png(image), args.overwrite)
     return [(sys.stdout, f"{target}: {image.shape[0]}x{image.shape[1]}")] if args.verbose else []
@@ -91,7 +92,7 @@ def cmd_info(args) -> int:
 
   def work(source, _):
     data = images.read_bytes(source)
-    stream = container.parse(data, images.MAX_PIXELS, allow_truncation=True)
+    stream = container.parse(data, args.max_pixels, allow_truncation=True)
     shipped = zoo.find(stream.fingerprint.hex())
     print(f"file:         {source}")
     print(f"format:       .tfci version {stream.version}")
@@ -150,12 +151,12 @@ def cmd_evaluate(args) -> int:
     output = args.output or f"{name}.json"
     fileio.check_writable(output, args.overwrite)
     report = evaluate.evaluate(name, description, points, files, output,
-                               per_image=args.per_image)
+                               per_image=args.per_image, max_pixels=args.max_pixels)
   else:
     output = args.output or f"{evaluate.learned_name(args.model)}.json"
     fileio.check_writable(output, args.overwrite)
     report = evaluate.evaluate_learned(args.model, qualities, files, output,
-                                       per_image=args.per_image)
+                                       per_image=args.per_image, max_pixels=args.max_pixels)
   if args.per_image:
     for row in report["per_image"]:
       print(f"{row['point']:<20} {row['image']:<16} {row['bpp']:.4f} bpp  "
@@ -211,118 +212,49 @@ def cmd_export(args) -> int:
   return 0
 
 
-# The registry's codec names, spelled out so that `--help` needs no TensorFlow
-# import (tests/test_cli.py checks that they match).
-TRAINABLE_CODECS = ("channelwise", "channelwise-vr", "factorized", "factorized-vr", "hyperprior",
-                    "hyperprior-vr", "rnn")
-
-
 def cmd_train(args) -> int:
   from tfc_codecs import training  # pylint: disable=import-outside-toplevel
-  model_config = {}
-  if args.num_filters:
-    model_config["num_filters"] = args.num_filters
-  if args.latent_filters:
-    model_config["latent_filters"] = args.latent_filters
-  for key in ("width", "train_iterations", "cell", "reconstruction", "context_filters"):
-    if getattr(args, key):
-      model_config[key] = getattr(args, key)
-  if args.slices:
-    try:
-      model_config["slices"] = [int(v) for v in args.slices.split(",")]
-    except ValueError:
-      raise CodecError(f"--slices must be comma-separated integers, not {args.slices!r}") from None
-  if args.lambdas:
-    try:
-      model_config["lambdas"] = [float(v) for v in args.lambdas.split(",")]
-    except ValueError:
-      raise CodecError(f"--lambdas must be comma-separated numbers, not {args.lambdas!r}") from None
-  training.train(
-      args.model_type, args.lmbda, args.train_dir, train_glob=args.train_glob,
-      tfds_dataset=args.tfds_dataset, distortion=args.distortion,
-      patch_size=args.patch_size, batch_size=args.batch_size,
-      max_steps=args.max_steps, learning_rate=args.learning_rate,
-      decay_start=args.decay_start, warmup_steps=args.warmup_steps, clip_norm=args.clip_norm,
-      min_scale=args.min_scale, init_from=args.init_from,
-      model_config=model_config or None,
-      checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
-      quantization=args.quantization, density_fit=args.density_fit,
-      conv_dtype=args.conv_dtype, iteration_loss=args.iteration_loss,
-      binarization=args.binarization, seed=args.seed,
-      printer=lambda line: print(line, flush=True))
+  config = training.TrainConfig(
+      **{field.name: getattr(args, field.name) for field in training.flag_fields()})
+  for name, (kind, _, _) in training.declared_codec_options().items():
+    if getattr(args, name) is not None:
+      getattr(config, training.CODEC_OPTION_FIELDS[kind])[name] = getattr(args, name)
+  training.train(config, printer=lambda line: print(line, flush=True))
   return 0
 
 
-def _add_train_parser(subparsers) -> None:
-  p = subparsers.add_parser(
-      "train", help="Train a codec on local images or a TFDS dataset.",
+def _add_train_parser(subparsers):
+  """The train command, its flags added by `_add_train_flags` (which imports
+  TensorFlow) only when it runs."""
+  return subparsers.add_parser(
+      "train", add_help=False, help="Train a codec on local images or a TFDS dataset.",
       description="Trains with loss = bpp + lambda * distortion; resumes an "
       "interrupted run in --train_dir and writes TRAIN_DIR/model at the end.")
-  p.add_argument("--model_type", required=True,
-                 choices=TRAINABLE_CODECS)
-  p.add_argument("--lambda", dest="lmbda", type=float,
-                 help="Rate-distortion trade-off of the Ballé codecs (MSE on "
-                 "0..255: 0.0067 ~ 0.4 bpp on Kodak); rnn has none.")
-  p.add_argument("--lambdas",
-                 help="*-vr codecs: ascending comma-separated lambdas, one per "
-                 "quality (default 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932).")
-  p.add_argument("--train_dir", required=True,
-                 help="Run directory: checkpoints, logs, the final model.")
-  source = p.add_mutually_exclusive_group(required=True)
-  source.add_argument("--train_glob", help="Glob pattern or folder of images; several separated by commas.")
-  source.add_argument("--tfds_dataset", help="A TFDS dataset available locally.")
-  p.add_argument("--distortion", default="mse", choices=("mse", "ms-ssim"))
-  p.add_argument("--quantization", default="noise", choices=("noise", "mixed"),
-                 help="Ballé codecs: uniform noise for rate and decoder (noise), or "
-                 "noise for the rate and rounded latents with straight-through "
-                 "gradients for the decoder (mixed). May change between resumes.")
-  p.add_argument("--density_fit", default="noisy", choices=("noisy", "rounded"),
-                 help="Ballé codecs: fit the learned factorized densities to the noisy "
-                 "values (noisy) or to the rounded values they will code, the noisy "
-                 "rate still training the transforms (rounded). May change between resumes.")
-  p.add_argument("--conv_dtype", default="float32", choices=("float32", "bfloat16"),
-                 help="Compute the model's convolutions in bfloat16 (weights, "
-                 "nonlinearities and the saved model stay float32; 1.8x faster "
-                 "hyperprior steps on CPUs with AMX-BF16). May change between resumes.")
-  p.add_argument("--iteration_loss", default="l1", choices=("l1", "log-mse"),
-                 help="rnn: mean L1 residual over the iterations (the paper's), or mean "
-                 "log MSE, which weighs every iteration's PSNR equally. May change "
-                 "between resumes.")
-  p.add_argument("--binarization", default="stochastic", choices=("stochastic", "sign"),
-                 help="rnn: binarize codes in training stochastically (the paper's), "
-                 "or by sign, as inference does. May change between resumes.")
-  p.add_argument("--patch_size", type=int, default=256)
-  p.add_argument("--batch_size", type=int, default=8)
-  p.add_argument("--max_steps", type=int, default=100000)
-  p.add_argument("--learning_rate", type=float, default=1e-4)
-  p.add_argument("--decay_start", type=float, default=0.8,
-                 help="Fraction of max_steps after which the rate decays to 1/10.")
-  p.add_argument("--warmup_steps", type=int, default=0,
-                 help="Ramp the rate up linearly over the run's first steps: keeps "
-                 "a fresh optimizer from knocking an --init_from model off course.")
-  p.add_argument("--clip_norm", type=float, default=0.,
-                 help="Clip gradients to this global norm (0: off).")
-  p.add_argument("--min_scale", type=float, default=1.,
-                 help="Random downscaling of the images by [min_scale, 1].")
-  p.add_argument("--num_filters", type=int, default=0, help="N (0: codec default).")
-  p.add_argument("--latent_filters", type=int, default=0, help="M (0: codec default).")
-  p.add_argument("--context_filters", type=int, default=0,
-                 help="channelwise: width of the slice context transforms (0: 128).")
-  p.add_argument("--slices",
-                 help="channelwise: comma-separated channel counts of the latent slices, "
-                 "summing to M (default 1/12, 1/12, 1/6, 1/3, 1/3 of M).")
-  p.add_argument("--width", type=float, default=0.,
-                 help="rnn: channel-count multiplier of Toderici's widths (0: 1.0); "
-                 "with --init_from a narrower rnn, widens it.")
-  p.add_argument("--train_iterations", type=int, default=0,
-                 help="rnn: iterations unrolled in training (0: 8).")
-  p.add_argument("--cell", choices=("lstm", "gru"), help="rnn: recurrent cell.")
-  p.add_argument("--reconstruction", choices=("one-shot", "additive", "scaled"),
-                 help="rnn: gamma = 0, gamma = 1, or additive with residual scaling.")
-  p.add_argument("--init_from", help="Start from this shipped model or model dir.")
-  p.add_argument("--checkpoint_minutes", type=float, default=5.)
-  p.add_argument("--log_every", type=int, default=100)
-  p.add_argument("--seed", type=int, default=None)
+
+
+def _add_train_flags(p) -> None:
+  """One flag per setting of training.TrainConfig and per option the codecs
+  declare."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  import typing  # pylint: disable=import-outside-toplevel
+  from tfc_codecs import registry, training  # pylint: disable=import-outside-toplevel
+  p.add_argument("-h", "--help", action="help", help="Show this help and exit.")
+  for field in training.flag_fields():
+    required = field.default is dataclasses.MISSING
+    kind = next((t for t in typing.get_args(field.type) if t is not type(None)), field.type)
+    p.add_argument(f"--{field.metadata['flag'] or field.name}", dest=field.name, type=kind,
+                   required=required, default=None if required else field.default,
+                   choices=field.metadata["choices"] or None,
+                   help=field.metadata["help"].replace("%", "%%"))
+  group = p.add_argument_group(
+      "codec options", "Options of the codecs named in brackets (default: the codec's). "
+      "Model options are fixed for a run; training options may change when it resumes.")
+  for name, (kind, option, codecs) in training.declared_codec_options().items():
+    note = ", ".join(codecs)
+    if kind == "training_options":
+      note += f"; training option, default {getattr(registry.codec_class(codecs[0]), name)}"
+    group.add_argument(f"--{name}", type=option.type, choices=option.choices or None,
+                       help=f"{option.help} [{note}]".replace("%", "%%"))
   p.set_defaults(handler=cmd_train)
 
 
@@ -331,6 +263,14 @@ def _add_workers_flag(parser) -> None:
       "--workers", type=int, default=PIPELINE_WORKERS,
       help="Images in flight at once when several are given (reading, "
       f"transforms, entropy coding and writing overlap; default {PIPELINE_WORKERS}).")
+
+
+def _add_max_pixels_flag(parser) -> None:
+  from tfc_codecs import images  # pylint: disable=import-outside-toplevel
+  parser.add_argument(
+      "--max_pixels", type=int, default=images.MAX_PIXELS,
+      help="Refuse images and .tfci files of more pixels than this "
+      f"(default {images.MAX_PIXELS}: {images.MAX_PIXELS / 1e6:.0f} megapixels).")
 
 
 def parse_args(argv):
@@ -359,6 +299,7 @@ def parse_args(argv):
                  help="Decode the result and print bpp, PSNR and MS-SSIM "
                  "(and, for several inputs, images/s).")
   _add_workers_flag(p)
+  _add_max_pixels_flag(p)
   p.set_defaults(handler=cmd_compress)
 
   p = subparsers.add_parser("decompress", help="Decompress .tfci files to PNG.")
@@ -371,16 +312,18 @@ def parse_args(argv):
   p.add_argument("-V", "--verbose", action="store_true",
                  help="Print each output's size (and, for several inputs, images/s).")
   _add_workers_flag(p)
+  _add_max_pixels_flag(p)
   p.set_defaults(handler=cmd_decompress)
 
   p = subparsers.add_parser("info", help="Show the header of .tfci files.")
   p.add_argument("inputs", nargs="+", metavar="FILE")
+  _add_max_pixels_flag(p)
   p.set_defaults(handler=cmd_info)
 
   p = subparsers.add_parser("models", help="List the shipped models.")
   p.set_defaults(handler=cmd_models)
 
-  _add_train_parser(subparsers)
+  train_parser = _add_train_parser(subparsers)
 
   p = subparsers.add_parser(
       "export", help="Export a model as a SavedModel for TF Serving.",
@@ -411,6 +354,7 @@ def parse_args(argv):
   p.add_argument("--output", help="Results JSON (default: NAME.json).")
   p.add_argument("--per_image", action="store_true", help="Also report every image.")
   p.add_argument("--overwrite", action="store_true")
+  _add_max_pixels_flag(p)
   p.set_defaults(handler=cmd_evaluate)
 
   p = subparsers.add_parser("bdrate", help="Bjontegaard delta rate of TEST vs REF.")
@@ -427,6 +371,8 @@ def parse_args(argv):
   p.add_argument("--title", default="Kodak")
   p.add_argument("--overwrite", action="store_true")
   p.set_defaults(handler=cmd_plot)
+  if parser.parse_known_args(argv[1:])[0].command == "train":
+    _add_train_flags(train_parser)
   return parser.parse_args(argv[1:])
 
 

@@ -47,7 +47,9 @@ def _fingerprint(meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> str:
 
 def save(codec: "Codec", path: str, provenance: Dict[str, Any],
          overwrite: bool = False) -> str:
-  """Writes a frozen codec to directory `path` atomically; returns its fingerprint."""
+  """Writes a frozen codec to directory `path` atomically; returns its
+  fingerprint. `provenance` says how it was made (by `train`: the run's
+  `TrainConfig.to_dict()` with the run's facts); it is not fingerprinted."""
   if codec.coder is None:
     raise CodecError("model must be frozen (range-coding tables built) before saving")
   if os.path.exists(path) and not overwrite:

@@ -1,12 +1,16 @@
 """Rate–distortion training with checkpoints, automatic resume and export.
 
 Loss = bits per pixel + λ · D, with D the MSE on the 0..255 scale or
-1 − MS-SSIM. The run lives in `train_dir`: `train_config.json` (fixed at the
-first start), `checkpoints/` (model, optimizer, step, wall time; written every
-few minutes and on SIGINT/SIGTERM), `logs/` (TensorBoard) and, once
-`max_steps` is reached, `model/`: the frozen model that `--model PATH` loads.
+1 − MS-SSIM. A run is set by one `TrainConfig` and lives in its `train_dir`:
+`train_config.json` (what the model is, fixed at the first start),
+`checkpoints/` (model, optimizer, step, wall time; written every few minutes
+and on SIGINT/SIGTERM), `logs/` (TensorBoard), `progress.jsonl` and, once
+`max_steps` is reached, `model/`: the frozen model that `--model PATH` loads,
+whose provenance is the config (`TrainConfig.to_dict`) with the run's facts:
+the command, steps, wall seconds and final training metrics.
 """
 
+import dataclasses
 import inspect
 import json
 import math
@@ -14,22 +18,150 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfc_codecs import data, model_dir, registry
 from tfc_codecs.codecs.base import Codec
-from tfc_codecs.codecs.rnn import BINARIZATIONS, ITERATION_LOSSES
+from tfc_codecs.codecs.options import Option
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import precision
 
-DISTORTIONS = ("mse", "ms-ssim")
-QUANTIZATIONS = ("noise", "mixed")  # See codecs/transform_coding.py.
-DENSITY_FITS = ("noisy", "rounded")  # Likewise.
-
+DISTORTIONS = Codec.distortions  # What `Codec.training_loss` can minimise.
 MS_SSIM_MIN_PATCH = 176  # five MS-SSIM scales with an 11x11 window
+# The TrainConfig field that takes each kind of codec option.
+CODEC_OPTION_FIELDS = {"model_options": "model_config", "training_options": "training_options"}
+FIXED = ("model_type", "lmbda", "distortion")  # With model_config: what a run's model is.
+
+
+def _flag(help_text: str, flag: Optional[str] = None, choices: Collection[str] = ()
+          ) -> Dict[str, Any]:
+  """TrainConfig field metadata: the field is the train flag --`flag` (its
+  name by default) taking one of `choices`, if given."""
+  return dict(help=help_text, flag=flag, choices=choices)
+
+
+def _setting(default: Any, help_text: str, **flag: Any) -> Any:
+  return dataclasses.field(default=default, metadata=_flag(help_text, **flag))
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """A training run's settings. `tfc_codecs train` has one flag per field
+  with flag metadata, plus one per codec option (`declared_codec_options`);
+  the trained model's provenance records the run's config (`to_dict`)."""
+  model_type: str = dataclasses.field(metadata=_flag(
+      "Codec to train.", choices=registry.CODECS))
+  train_dir: str = dataclasses.field(metadata=_flag(
+      "Run directory: checkpoints, logs, the final model; an existing run resumes."))
+  lmbda: Optional[float] = _setting(
+      None, "Rate-distortion trade-off of the single-rate codecs (MSE on 0..255: 0.0067 ~ "
+      "0.4 bpp on Kodak); variable-rate codecs and rnn have none.", flag="lambda")
+  train_glob: Optional[str] = _setting(
+      None, "Glob pattern or folder of images; several separated by commas.")
+  tfds_dataset: Optional[str] = _setting(
+      None, "A TFDS dataset, already built (training never downloads), instead of "
+      "--train_glob; NAME or NAME:VERSION.")
+  tfds_data_dir: Optional[str] = _setting(
+      None, "TFDS data directory holding --tfds_dataset (default: TFDS's, "
+      "~/tensorflow_datasets).")
+  tfds_split: str = _setting(data.TFDS_SPLIT, "Split of --tfds_dataset, e.g. train or train[:90%].")
+  tfds_image_key: str = _setting(data.TFDS_IMAGE_KEY, "Image feature of --tfds_dataset (RGB or grayscale).")
+  distortion: str = _setting("mse", "Distortion term of the loss.", choices=DISTORTIONS)
+  patch_size: int = _setting(256, "Side of the random square crops trained on.")
+  batch_size: int = _setting(8, "Crops per step.")
+  max_steps: int = _setting(100000, "Steps of the run; then TRAIN_DIR/model is written.")
+  learning_rate: float = _setting(1e-4, "Adam's learning rate.")
+  decay_start: float = _setting(
+      0.8, "Fraction of max_steps after which the rate decays (cosine) to 1/10.")
+  warmup_steps: int = _setting(
+      0, "Ramp the rate up linearly over the run's first steps: keeps a fresh optimizer "
+      "from knocking an --init_from model off course.")
+  clip_norm: float = _setting(0., "Clip gradients to this global norm (0: off).")
+  min_scale: float = _setting(1., "Random downscaling of the images by [min_scale, 1].")
+  init_from: Optional[str] = _setting(
+      None, "Start a new run from this shipped model or model directory (the weights "
+      "both models share; the model options it has, unless given).")
+  conv_dtype: str = _setting(
+      "float32", "Compute the convolutions in bfloat16 (weights, nonlinearities and the "
+      "saved model stay float32; 1.8x faster hyperprior steps on CPUs with AMX-BF16). May "
+      "change between resumes.", choices=precision.CONV_DTYPES)
+  checkpoint_minutes: float = _setting(5., "Minutes between checkpoints.")
+  log_every: int = _setting(100, "Steps between progress lines (averaged over them).")
+  seed: Optional[int] = _setting(None, "Random seed (default: none).")
+  # The codec's options (`declared_codec_options`): constructor keywords (a
+  # Python caller may give any of them) and training-time attributes.
+  model_config: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  training_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def to_dict(self) -> Dict[str, Any]:
+    """The settings as JSON values (lists for tuples)."""
+    return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def flag_fields() -> List[dataclasses.Field]:
+  """The TrainConfig fields that are train flags."""
+  return [field for field in dataclasses.fields(TrainConfig) if "help" in field.metadata]
+
+
+def declared_codec_options() -> Dict[str, Tuple[str, Option, List[str]]]:
+  """Every option the registered codecs declare, by name: (kind, option, the
+  codecs that take it). Codecs that share an option declare the same one."""
+  options = {}
+  for codec_name, cls in sorted(registry.CODECS.items()):
+    for kind in CODEC_OPTION_FIELDS:
+      for name, option in cls.declared_options(kind).items():
+        known_kind, known, codecs = options.setdefault(name, (kind, option, []))
+        if (known_kind, known) != (kind, option):
+          raise AssertionError(f"codecs declare option {name!r} differently")
+        codecs.append(codec_name)
+  return options
+
+
+def _check_codec_options(config: TrainConfig, cls) -> None:
+  """Refuses codec options `cls` does not take and values not allowed."""
+  declared = declared_codec_options()
+  accepted = dict(model_options=_constructor_options(cls),
+                  training_options=set(cls.declared_options("training_options")))
+  for kind, field in CODEC_OPTION_FIELDS.items():
+    for name, value in getattr(config, field).items():
+      if name not in accepted[kind]:
+        if name in declared:
+          raise CodecError(f"--{name} applies to {', '.join(declared[name][2])}, "
+                           f"not {config.model_type}")
+        raise CodecError(f"{config.model_type} has no option {name!r}")
+      option = cls.declared_options(kind).get(name)
+      if option and option.choices and value not in option.choices:
+        raise CodecError(f"--{name} must be one of {option.choices}, not {value!r}")
+
+
+def _check(config: TrainConfig, cls) -> None:
+  """Refuses settings that cannot train, before anything is written."""
+  for field in flag_fields():
+    value, choices = getattr(config, field.name), field.metadata["choices"]
+    if choices and value not in choices:
+      raise CodecError(f"--{field.metadata['flag'] or field.name} must be one of {choices}, "
+                       f"not {value!r}")
+  if config.lmbda is None and cls.needs_lambda:
+    raise CodecError(f"--lambda is required for {config.model_type}")
+  if config.distortion not in cls.distortions:
+    raise CodecError(f"{config.model_type} trains with --distortion "
+                     f"{' or '.join(cls.distortions)} only")
+  if config.distortion == "ms-ssim" and config.patch_size < MS_SSIM_MIN_PATCH:
+    raise CodecError(f"--distortion ms-ssim needs --patch_size >= {MS_SSIM_MIN_PATCH}")
+  if config.patch_size <= 0 or config.patch_size % cls.downsampling:
+    raise CodecError(f"--patch_size must be a positive multiple of {cls.downsampling} "
+                     f"for {config.model_type}")
+  for name in ("batch_size", "log_every"):
+    if getattr(config, name) < 1:
+      raise CodecError(f"--{name} must be >= 1")
+  if config.warmup_steps < 0:
+    raise CodecError("--warmup_steps must be >= 0")
+  if not 0 < config.min_scale <= 1:
+    raise CodecError("--min_scale must be in (0, 1]")
+  _check_codec_options(config, cls)
 
 
 def _lr_at(step: int, max_steps: int, base: float, decay_start: float,
@@ -45,31 +177,31 @@ def _lr_at(step: int, max_steps: int, base: float, decay_start: float,
   return base * (0.1 + 0.9 * 0.5 * (1. + math.cos(math.pi * progress)))
 
 
-def _fixed_config(train_dir: str, config: Dict[str, Any],
-                  init_from: Optional[str], cls) -> Dict[str, Any]:
-  """Stores the run's model config, with every option of codec class `cls`
-  (and the model it started from), at the first start; on resume returns the
-  stored one, checking that the options given now (model options may be left
-  out or repeated) agree with it. An option newer than the stored run takes
-  the value its absence implies (`stored_config_defaults`)."""
-  path = os.path.join(train_dir, "train_config.json")
+def _fixed_config(config: TrainConfig, cls) -> TrainConfig:
+  """The run's config with what its model is (the FIXED settings, every model
+  option of codec class `cls` and the model it started from) stored at the
+  first start; on resume, the stored ones, after checking that the settings
+  given now agree with them (model options may be left out or repeated). A
+  model option newer than the stored run takes the value its absence implies
+  (`stored_config_defaults`)."""
+  path = os.path.join(config.train_dir, "train_config.json")
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
-    stored_model = {**cls.stored_config_defaults, **stored.get("model_config", {})}
-    stored["model_config"] = stored_model
-    if (any(stored.get(k) != v for k, v in config.items() if k != "model_config")
-        or any(stored_model.get(k) != v for k, v in config["model_config"].items())):
+    stored["model_config"] = {**cls.stored_config_defaults, **stored.get("model_config", {})}
+    if (any(stored.get(k) != getattr(config, k) for k in FIXED)
+        or any(stored["model_config"].get(k) != v for k, v in config.model_config.items())):
       raise CodecError(
-          f"{train_dir} holds a run with a different model ({stored}); "
+          f"{config.train_dir} holds a run with a different model ({stored}); "
           "use a new --train_dir")
-    return stored
-  os.makedirs(train_dir, exist_ok=True)
-  config = dict(config, init_from=init_from,
-                model_config={**_constructor_defaults(cls), **config["model_config"]})
-  with open(path, "w") as f:
-    json.dump(config, f, indent=2, sort_keys=True)
-  return config
+  else:
+    stored = dict({k: getattr(config, k) for k in FIXED}, init_from=config.init_from,
+                  model_config={**_constructor_defaults(cls), **config.model_config})
+    os.makedirs(config.train_dir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(stored, f, indent=2, sort_keys=True)
+  return dataclasses.replace(config, model_config=stored["model_config"],
+                             init_from=stored.get("init_from"))
 
 
 def _last_progress(train_dir: str) -> Optional[Dict[str, float]]:
@@ -168,96 +300,59 @@ def _copy_weights(source, target, name: str) -> None:
     t.assign(s)
 
 
-def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
-          train_glob: Optional[str] = None, tfds_dataset: Optional[str] = None,
-          distortion: str = "mse", patch_size: int = 256, batch_size: int = 8,
-          max_steps: int = 100000, learning_rate: float = 1e-4,
-          decay_start: float = 0.8, warmup_steps: int = 0, clip_norm: float = 0.,
-          min_scale: float = 1., init_from: Optional[str] = None,
-          model_config: Optional[Dict[str, Any]] = None,
-          checkpoint_minutes: float = 5., log_every: int = 100,
-          quantization: str = "noise", density_fit: str = "noisy",
-          conv_dtype: str = "float32", iteration_loss: str = "l1",
-          binarization: str = "stochastic", seed: Optional[int] = None, printer=print) -> str:
-  """Trains (or resumes) a run and returns the path of the exported model."""
-  cls = registry.codec_class(model_type)
-  if lmbda is None and cls.needs_lambda:
-    raise CodecError(f"--lambda is required for {model_type}")
-  if distortion not in DISTORTIONS:
-    raise CodecError(f"--distortion must be one of {DISTORTIONS}")
-  if distortion == "ms-ssim" and patch_size < MS_SSIM_MIN_PATCH:
-    raise CodecError(f"--distortion ms-ssim needs --patch_size >= {MS_SSIM_MIN_PATCH}")
-  if patch_size <= 0 or patch_size % cls.downsampling:
-    raise CodecError(f"--patch_size must be a positive multiple of {cls.downsampling} "
-                     f"for {model_type}")
-  if warmup_steps < 0:
-    raise CodecError("--warmup_steps must be >= 0")
-  if quantization not in QUANTIZATIONS:
-    raise CodecError(f"--quantization must be one of {QUANTIZATIONS}")
-  if quantization != "noise" and not hasattr(cls, "quantization"):
-    raise CodecError(f"--quantization {quantization} applies to the transform codecs, "
-                     f"not {model_type}")
-  if density_fit not in DENSITY_FITS:
-    raise CodecError(f"--density_fit must be one of {DENSITY_FITS}")
-  if density_fit != "noisy" and not hasattr(cls, "density_fit"):
-    raise CodecError(f"--density_fit {density_fit} applies to the transform codecs, "
-                     f"not {model_type}")
-  if iteration_loss not in ITERATION_LOSSES:
-    raise CodecError(f"--iteration_loss must be one of {ITERATION_LOSSES}")
-  if iteration_loss != "l1" and not hasattr(cls, "iteration_loss"):
-    raise CodecError(f"--iteration_loss {iteration_loss} applies to rnn, not {model_type}")
-  if binarization not in BINARIZATIONS:
-    raise CodecError(f"--binarization must be one of {BINARIZATIONS}")
-  if binarization != "stochastic" and not hasattr(cls, "binarization"):
-    raise CodecError(f"--binarization {binarization} applies to rnn, not {model_type}")
-  if conv_dtype not in precision.CONV_DTYPES:
-    raise CodecError(f"--conv_dtype must be one of {precision.CONV_DTYPES}")
-  if seed is not None:
-    tf.random.set_seed(seed)
+def train(config: TrainConfig, printer: Callable[[str], None] = print) -> str:
+  """Trains (or resumes) the run `config` sets and returns the path of the
+  exported model."""
+  cls = registry.codec_class(config.model_type)
+  _check(config, cls)
+  if config.seed is not None:
+    tf.random.set_seed(config.seed)
+  dataset = data.training_dataset(
+      config.patch_size, config.batch_size, train_glob=config.train_glob,
+      tfds_dataset=config.tfds_dataset, tfds_data_dir=config.tfds_data_dir,
+      tfds_split=config.tfds_split, tfds_image_key=config.tfds_image_key,
+      min_scale=config.min_scale, seed=config.seed)
 
   init_codec = None
-  if init_from and tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")):
-    printer(f"{train_dir} holds a checkpoint: resuming it "
+  if config.init_from and tf.train.latest_checkpoint(
+      os.path.join(config.train_dir, "checkpoints")):
+    printer(f"{config.train_dir} holds a checkpoint: resuming it "
             "(--init_from applies to new runs only)")
-  elif init_from:
+  elif config.init_from:
     from tfc_codecs import api  # pylint: disable=import-outside-toplevel
-    init_codec = api.load(init_from).net
+    init_codec = api.load(config.init_from).net
     inherited = _inherited_config(init_codec, cls)
-    if "lambdas" in (model_config or {}):
+    if "lambdas" in config.model_config:
       inherited.pop("default_quality", None)  # Chosen anew for the new λ values.
-    model_config = {**inherited, **(model_config or {})}
-  config = _fixed_config(train_dir, dict(
-      model_type=model_type, model_config=model_config or {}, lmbda=lmbda,
-      distortion=distortion), init_from, cls)
+    config = dataclasses.replace(config, model_config={**inherited, **config.model_config})
+  config = _fixed_config(config, cls)
+  config = dataclasses.replace(config, training_options={
+      **{name: getattr(cls, name) for name in cls.declared_options("training_options")},
+      **config.training_options})
   try:
-    with precision.conv_dtype(conv_dtype):
-      model = cls(**config["model_config"])
+    with precision.conv_dtype(config.conv_dtype):
+      model = cls(**config.model_config)
   except (TypeError, ValueError) as e:
-    raise CodecError(f"bad {model_type} model options: {e}") from None
+    raise CodecError(f"bad {config.model_type} model options: {e}") from None
   if init_codec is not None:
-    _copy_weights(init_codec, model, init_from)
-  if quantization != "noise":
-    model.quantization = quantization
-  if density_fit != "noisy":
-    model.density_fit = density_fit
-  if iteration_loss != "l1":
-    model.iteration_loss = iteration_loss
-  if binarization != "stochastic":
-    model.binarization = binarization
+    _copy_weights(init_codec, model, config.init_from)
+  for name, value in config.training_options.items():
+    setattr(model, name, value)
+  lmbda, distortion, max_steps = config.lmbda, config.distortion, config.max_steps
 
   optimizer = tf.keras.optimizers.Adam(
-      learning_rate=learning_rate, global_clipnorm=clip_norm or None)
+      learning_rate=config.learning_rate, global_clipnorm=config.clip_norm or None)
   optimizer.build(model.trainable_variables)  # Slots must exist before restore.
   step = tf.Variable(0, dtype=tf.int64, trainable=False)
   wall_seconds = tf.Variable(0., dtype=tf.float64, trainable=False)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
                                    wall_seconds=wall_seconds)
   manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(train_dir, "checkpoints"), max_to_keep=2)
+      checkpoint, os.path.join(config.train_dir, "checkpoints"), max_to_keep=2)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     printer(f"resumed from {manager.latest_checkpoint} at step {int(step)}")
-    _trim_progress(train_dir, int(step))
+    _trim_progress(config.train_dir, int(step))
 
   variables = model.trainable_variables
 
@@ -284,13 +379,10 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
 
   previous_handlers = {s: signal.signal(s, request_stop)
                        for s in (signal.SIGINT, signal.SIGTERM)}
-  writer = tf.summary.create_file_writer(os.path.join(train_dir, "logs"))
+  writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "logs"))
   history = []
   try:
     if int(step) < max_steps:
-      dataset = data.training_dataset(
-          patch_size, batch_size, train_glob=train_glob,
-          tfds_dataset=tfds_dataset, min_scale=min_scale, seed=seed)
       last_save = last_log = time.monotonic()
       steps_at_log = int(step)
       session_start = time.monotonic()
@@ -298,28 +390,28 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
       for batch in dataset:
         if int(step) >= max_steps or stop["signal"] is not None:
           break
-        optimizer.learning_rate.assign(
-            _lr_at(int(step), max_steps, learning_rate, decay_start, warmup_steps))
+        optimizer.learning_rate.assign(_lr_at(int(step), max_steps, config.learning_rate,
+                                              config.decay_start, config.warmup_steps))
         metrics = {k: float(v) for k, v in train_step(batch).items()}
         step.assign_add(1)
         wall_seconds.assign(wall_at_start + time.monotonic() - session_start)
-        history = (history + [metrics])[-log_every:]
+        history = (history + [metrics])[-config.log_every:]
         now = time.monotonic()
-        if int(step) % log_every == 0 or int(step) == max_steps:
+        if int(step) % config.log_every == 0 or int(step) == max_steps:
           mean = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
           rate = (int(step) - steps_at_log) / max(now - last_log, 1e-9)
           printer(f"step {int(step)}  loss {mean['loss']:.4f}  bpp {mean['bpp']:.4f}"
                   f"  psnr {mean['psnr']:.2f}  |g| {mean['grad_norm']:.2f}"
                   f"  lr {float(optimizer.learning_rate):.2e}  {rate:.2f} steps/s"
                   + ("" if mean["finite"] == 1 else "  (skipped non-finite steps)"))
-          with open(os.path.join(train_dir, "progress.jsonl"), "a") as f:
+          with open(os.path.join(config.train_dir, "progress.jsonl"), "a") as f:
             f.write(json.dumps(dict(step=int(step), **mean)) + "\n")
           with writer.as_default(step=int(step)):
             for key, value in mean.items():
               tf.summary.scalar(key, value)
           writer.flush()
           last_log, steps_at_log = now, int(step)
-        if now - last_save > 60 * checkpoint_minutes:
+        if now - last_save > 60 * config.checkpoint_minutes:
           manager.save(checkpoint_number=int(step))
           last_save = now
       manager.save(checkpoint_number=int(step))
@@ -330,20 +422,13 @@ def train(model_type: str, lmbda: Optional[float], train_dir: str, *,
     printer(f"stopped at step {int(step)}; run the same command to resume")
     raise SystemExit(130)
 
-  final = _last_progress(train_dir)
   model_dir.round_weights(model)
   model.freeze()
   provenance = dict(
-      command=" ".join(["tfc_codecs"] + sys.argv[1:]),
-      data=train_glob or f"tfds:{tfds_dataset}", lmbda=lmbda,
-      distortion=distortion, quantization=quantization, density_fit=density_fit,
-      conv_dtype=conv_dtype, iteration_loss=iteration_loss, binarization=binarization,
-      steps=int(step),
-      patch_size=patch_size, batch_size=batch_size, learning_rate=learning_rate,
-      warmup_steps=warmup_steps,
+      config.to_dict(), command=" ".join(["tfc_codecs"] + sys.argv[1:]), steps=int(step),
       wall_seconds=round(float(wall_seconds), 1),
-      final_train_metrics=final, init_from=config.get("init_from"))
-  out = os.path.join(train_dir, "model")
+      final_train_metrics=_last_progress(config.train_dir))
+  out = os.path.join(config.train_dir, "model")
   fingerprint = model_dir.save(model, out, provenance, overwrite=True)
   printer(f"wrote model {out} (fingerprint {fingerprint}) after {int(step)} steps")
   return out

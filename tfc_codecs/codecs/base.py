@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tfc_codecs.codecs.options import Option
+
 IMAGE_SPEC = tf.TensorSpec([None, None, 3], tf.uint8)
 PAYLOADS_SPEC = tf.TensorSpec([None], tf.string)
 SHAPE_SPEC = tf.TensorSpec([2], tf.int32)
@@ -66,10 +68,21 @@ class Codec(tf.keras.Model, metaclass=abc.ABCMeta):
   # without them imply, so older models load as they were trained. `train
   # --init_from` does not inherit them (the new model's `carry_over` converts).
   stored_config_defaults: Dict[str, Any] = {}
+  # What `tfc_codecs train` offers as flags (codecs/options.py), each class
+  # declaring its own: constructor keywords, and training-time attributes.
+  model_options: Tuple[Option, ...] = ()
+  training_options: Tuple[Option, ...] = ()
 
   def __init__(self, **config):
     super().__init__(name=self.codec_name)
     self._codec_config = tuple(sorted(config.items()))
+
+  @classmethod
+  def declared_options(cls, kind: str) -> Dict[str, Option]:
+    """The options of `kind` ("model_options" or "training_options") that
+    this codec class and its bases declare, by name."""
+    return {option.name: option for klass in reversed(cls.__mro__)
+            for option in vars(klass).get(kind, ())}
 
   @property
   def config(self) -> Dict[str, Any]:

@@ -32,9 +32,10 @@ from typing import List, NamedTuple, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import entropy_models
+from tfc_codecs.entropy_coding import entropy_models
 from tfc_codecs.codecs.hyperprior import ScaleTableCoding
-from tfc_codecs.codecs.transform_coding import TransformCodec
+from tfc_codecs.codecs.options import Option, int_list
+from tfc_codecs.codecs.transform_coding import LATENT_FILTERS, NUM_FILTERS, TransformCodec
 from tfc_codecs.errors import CodecError
 from tfc_codecs.layers import fixed_point, tiling
 from tfc_codecs.layers.gdn_transforms import (
@@ -68,6 +69,11 @@ class ChannelwiseCodec(ScaleTableCoding, TransformCodec):
 
   codec_name = "channelwise"
   downsampling = 64
+  model_options = (
+      NUM_FILTERS, LATENT_FILTERS,
+      Option("slices", "Comma-separated channel counts of the latent slices, summing to M "
+             "(default 1/12, 1/12, 1/6, 1/3, 1/3 of M).", int_list),
+      Option("context_filters", "Width of the slice context transforms (default 128).", int))
 
   def __init__(self, num_filters: int = 128, latent_filters: int = 192,
                slices: Sequence[int] = (), context_filters: int = 128, **config):

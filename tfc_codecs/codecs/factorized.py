@@ -12,8 +12,8 @@ from typing import Dict
 
 import numpy as np
 
-from tfc_codecs import entropy_models
-from tfc_codecs.codecs.transform_coding import TransformCodec
+from tfc_codecs.entropy_coding import entropy_models
+from tfc_codecs.codecs.transform_coding import LATENT_FILTERS, NUM_FILTERS, TransformCodec
 from tfc_codecs.layers.gdn_transforms import AnalysisTransform, SynthesisTransform
 
 
@@ -23,6 +23,7 @@ class FactorizedCodec(TransformCodec):
   codec_name = "factorized"
   downsampling = 16
   num_payloads = 1
+  model_options = (NUM_FILTERS, LATENT_FILTERS)
 
   def __init__(self, num_filters: int = 128, latent_filters: int = 0, **config):
     latent_filters = latent_filters or num_filters

@@ -16,8 +16,8 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import entropy_models
-from tfc_codecs.codecs.transform_coding import TransformCodec
+from tfc_codecs.entropy_coding import entropy_models
+from tfc_codecs.codecs.transform_coding import LATENT_FILTERS, NUM_FILTERS, TransformCodec
 from tfc_codecs.layers.gdn_transforms import (
     AnalysisTransform, HyperAnalysisTransform, HyperSynthesisTransform,
     SynthesisTransform)
@@ -53,6 +53,7 @@ class HyperpriorCodec(ScaleTableCoding, TransformCodec):
   codec_name = "hyperprior"
   downsampling = 64
   num_payloads = 2
+  model_options = (NUM_FILTERS, LATENT_FILTERS)
 
   def __init__(self, num_filters: int = 128, latent_filters: int = 192, **config):
     super().__init__(num_filters=num_filters, latent_filters=latent_filters, **config)

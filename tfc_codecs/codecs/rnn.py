@@ -52,6 +52,7 @@ import tensorflow as tf
 from tensorflow_compression.python.ops import gen_ops
 
 from tfc_codecs.codecs.base import Codec, IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
+from tfc_codecs.codecs.options import Option
 from tfc_codecs.entropy_coding.byte_strings import pack_bits, unpack_bits
 from tfc_codecs.entropy_coding.entropy_models import make_coder
 from tfc_codecs.errors import CodecError
@@ -78,10 +79,24 @@ class RnnCodec(Codec):
   downsampling = 16
   progressive = True
   needs_lambda = False
+  distortions = ("mse",)  # Its own losses (`iteration_loss`) stand for the MSE.
   default_iterations = 8
   tile_size = 1024  # Part of the file format: tiles are coded independently.
   iteration_loss = "l1"  # In training: one of ITERATION_LOSSES.
   binarization = "stochastic"  # In training: one of BINARIZATIONS.
+  model_options = (
+      Option("width", "Channel-count multiplier of Toderici's widths (default 1.0); with "
+             "--init_from a narrower rnn, widens it.", float),
+      Option("train_iterations", "Iterations unrolled in training (default 8).", int),
+      Option("cell", "Recurrent cell (default lstm).", choices=tuple(sorted(CELLS))),
+      Option("reconstruction", "gamma = 0 (one-shot), gamma = 1 (additive, the default), or "
+             "additive with residual scaling (scaled).", choices=RECONSTRUCTIONS))
+  training_options = (
+      Option("iteration_loss", "Mean L1 residual over the iterations (l1, the paper's), or "
+             "mean log MSE, which weighs every iteration's PSNR equally (log-mse).",
+             choices=ITERATION_LOSSES),
+      Option("binarization", "Binarize codes in training stochastically (the paper's), or "
+             "by sign, as inference does.", choices=BINARIZATIONS))
   stored_config_defaults = {"context": "previous"}  # Models stored before "channels".
 
   def __init__(self, width: float = 1.0, bits: int = 32, cell: str = "lstm",

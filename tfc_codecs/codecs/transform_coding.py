@@ -26,7 +26,16 @@ import tensorflow as tf
 
 from tfc_codecs.entropy_coding import entropy_models
 from tfc_codecs.codecs.base import PaddedCodec, to_uint8
+from tfc_codecs.codecs.options import Option
 from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
+
+QUANTIZATIONS = ("noise", "mixed")  # Training quantization, see the module docstring.
+DENSITY_FITS = ("noisy", "rounded")  # Training density fitting, likewise.
+
+# Model options of the transform codecs' constructors.
+NUM_FILTERS = Option("num_filters", "N: channels of the hidden layers (default 128).", int)
+LATENT_FILTERS = Option("latent_filters", "M: channels of the latents (default 192; "
+                        "factorized: N).", int)
 
 
 class TransformCodec(PaddedCodec):
@@ -35,8 +44,15 @@ class TransformCodec(PaddedCodec):
   # Pixels; not part of the file format (only the transforms are tiled, the
   # entropy coding is whole-image).
   tile_size = 1024
-  quantization = "noise"  # In training: "noise" or "mixed" (module docstring).
-  density_fit = "noisy"  # In training: "noisy" or "rounded" (module docstring).
+  quantization = "noise"  # In training: one of QUANTIZATIONS (module docstring).
+  density_fit = "noisy"  # In training: one of DENSITY_FITS (module docstring).
+  training_options = (
+      Option("quantization", "Uniform noise for rate and decoder (noise), or noise for the "
+             "rate and rounded latents with straight-through gradients for the decoder "
+             "(mixed).", choices=QUANTIZATIONS),
+      Option("density_fit", "Fit the learned factorized densities to the noisy values "
+             "(noisy) or to the rounded values they will code, the noisy rate still "
+             "training the transforms (rounded).", choices=DENSITY_FITS))
 
   def _decoded(self, value, noisy, training):
     """What a decoding transform sees of a quantized `value` (its noisy

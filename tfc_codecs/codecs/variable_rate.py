@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfc_codecs.codecs.base import IMAGE_SPEC, PAYLOADS_SPEC, SHAPE_SPEC, pad_to_multiple, psnr, to_uint8
+from tfc_codecs.codecs.options import Option, float_list
 from tfc_codecs.errors import CodecError
 
 QUALITY_SPEC = tf.TensorSpec([], tf.int32)
@@ -30,6 +31,10 @@ class VariableRate:
   default quality is the one whose λ is nearest `reference_lambda`."""
 
   needs_lambda = False
+  distortions = ("mse",)
+  model_options = (
+      Option("lambdas", "Ascending comma-separated lambdas, one per quality (default "
+             + ",".join(str(l) for l in DEFAULT_LAMBDAS) + ").", float_list),)
 
   def __init__(self, *args, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
                reference_lambda: float = 0.0067, default_quality: int = 0, **config):
