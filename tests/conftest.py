@@ -31,6 +31,10 @@ MODEL_DIRS = {
     "hyperprior": MODELS / "hyperprior_tiny",
 }
 PHOTO_PATHS = sorted(IMAGES.glob("*.png"))
+# Tiny models whose tests take several times the others' (the channelwise slice
+# chain): parametrized over models, their cases are in the slow tier;
+# test_channelwise.py and test_golden.py cover them in the fast one.
+SLOW_MODELS = ("channelwise",)
 CLI_SCRIPT = REPO / "bin" / "tfc_codecs"
 
 
@@ -52,7 +56,13 @@ def codecs():
   return {name: tfc_codecs.load(str(path)) for name, path in MODEL_DIRS.items()}
 
 
-@pytest.fixture(scope="session", params=sorted(MODEL_DIRS))
+def tiered(names):
+  """pytest params of model names, those of SLOW_MODELS marked slow."""
+  return [pytest.param(name, marks=pytest.mark.slow) if name.startswith(SLOW_MODELS) else name
+          for name in names]
+
+
+@pytest.fixture(scope="session", params=tiered(sorted(MODEL_DIRS)))
 def codec(request, codecs):
   """Each tiny model in turn."""
   return codecs[request.param]

@@ -64,6 +64,7 @@ def test_fixed_point_stack_follows_the_float_transform(transform):
   assert np.abs(actual - expected).max() < 0.01 * max(1., np.abs(expected).max())
 
 
+@pytest.mark.slow  # > 10 s.
 def test_float_noise_in_the_context_transforms_leaves_decoding_unchanged(photos, monkeypatch):
   """The slice means and indexes come from the fixed-point chain only: a
   +0.5 shift of every float32 hyper-synthesis and context-transform output

@@ -22,6 +22,9 @@ from tfc_codecs.evaluation import evaluate, metrics
 
 from conftest import PHOTO_PATHS, REPO, TESTDATA, subprocess_env
 
+# Exporting the tiny models alone takes minutes; most tests also run fresh processes.
+pytestmark = pytest.mark.slow
+
 MODELS = {"factorized": (TESTDATA / "models" / "factorized_tiny", None, "stock"),
           "hyperprior": (TESTDATA / "models" / "hyperprior_tiny", None, "stock"),
           "hyperprior-vr": (TESTDATA / "models" / "hyperprior_vr_tiny", 2, "tfc"),

@@ -10,12 +10,14 @@ from tfc_codecs import container, rate_control
 from tfc_codecs.errors import CodecError
 from tfc_codecs.evaluation import metrics
 
+from conftest import tiered
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {name: os.path.join(ROOT, "testdata", "models", name)
           for name in ("hyperprior_vr_tiny", "channelwise_vr_tiny", "rnn_tiny")}
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+@pytest.fixture(scope="module", params=tiered(sorted(MODELS)))
 def every_quality(request, photo):
   """(model path, {quality: (bpp, psnr, file bytes)}) by brute force."""
   codec = tfc_codecs.load(MODELS[request.param])

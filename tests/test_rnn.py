@@ -227,6 +227,7 @@ def test_bad_qualities_and_files(codec, photo):
     other.decompress(codec.compress(photo, quality=1))
 
 
+@pytest.mark.slow  # CLI subprocesses.
 def test_cli_progressive_round_trip(tmp_path):
   cli = [sys.executable, os.path.join(ROOT, "bin", "tfc_codecs")]
   out = tmp_path / "photo.tfci"

@@ -54,6 +54,7 @@ def random_cdf_tables(draw):
   return np.concatenate(rows).astype(np.int32), np.array(offsets, np.int32)
 
 
+@pytest.mark.slow  # > 10 s.
 @SETTINGS
 @given(table=random_cdf_tables(), data=st.data())
 def test_random_tables_round_trip(table, data):
@@ -175,6 +176,7 @@ def test_more_symbols_than_a_payload_holds_are_refused():
     certain.decode(tf.constant(b"\x5a" * 65536), indexes)
 
 
+@pytest.mark.slow  # > 10 s.
 def test_escape_flood_is_refused_before_allocation():
   """A table whose escape is likely: a payload whose escape section cannot
   hold the escapes its rANS stream decodes is an error, not a big allocation."""
@@ -190,6 +192,7 @@ def test_escape_flood_is_refused_before_allocation():
   round_trip(coder, values, np.zeros([1000], np.int32))  # Long escapes work.
 
 
+@pytest.mark.slow  # > 10 s.
 @pytest.mark.parametrize("name,quality", [("hyperprior_vr", 2), ("channelwise_vr", 2), ("rnn", 3)])
 def test_codecs_round_trip_with_either_coder(name, quality, photo, repo_root):
   """load(..., ops="stock") writes coder-5 files of the same model; both

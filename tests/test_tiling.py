@@ -68,6 +68,7 @@ def test_receptive_fields_match_the_layers(nets):
   assert list(changed) == list(range(16 * 6 - 30, 16 * 6 + 31))
 
 
+@pytest.mark.slow  # > 10 s.
 @pytest.mark.parametrize("name", ["factorized", "hyperprior"])
 def test_tiled_transforms_equal_the_whole_image(nets, photos, name):
   net = nets[name]
@@ -103,6 +104,7 @@ def test_smaller_halos_would_show_seams(nets, photo):
   assert np.abs((short - whole).numpy()).max() > 0.1
 
 
+@pytest.mark.slow  # > 10 s.
 def test_banded_up_convolutions_equal_the_unbanded_layers(nets, monkeypatch):
   """Bands of input rows (down to one row, and a short last band) give every
   up-convolution's outputs up to float summation order (bit for bit where the
@@ -125,6 +127,7 @@ def test_banded_up_convolutions_equal_the_unbanded_layers(nets, monkeypatch):
     x = tf.constant(whole)
 
 
+@pytest.mark.slow  # > 10 s.
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_files_do_not_depend_on_the_tile_size(photos, name):
   rng = np.random.RandomState(3)

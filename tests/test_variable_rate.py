@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import IMAGES, MODELS
+from conftest import IMAGES, MODELS, tiered
 import tfc_codecs
 from tfc_codecs import container, model_dir, training
 from tfc_codecs.entropy_coding import cdf_tables, entropy_models
@@ -33,8 +33,8 @@ TINY_FVR_SHARED = os.path.join(MODELS, "factorized_vr_shared_tiny")  # Saved bef
 
 
 @pytest.fixture(scope="module",
-                params=["hyperprior_vr_tiny", "factorized_vr_tiny", "factorized_vr_shared_tiny",
-                        "channelwise_vr_tiny"])
+                params=tiered(["hyperprior_vr_tiny", "factorized_vr_tiny",
+                               "factorized_vr_shared_tiny", "channelwise_vr_tiny"]))
 def vr(request):
   return tfc_codecs.load(os.path.join(MODELS, request.param))
 
