@@ -116,13 +116,9 @@ def main():
   codec = api.load(args.model, ops=args.ops)
   with tempfile.TemporaryDirectory() as base:
     path = export.export(args.model, base, model_name="default", ops=args.ops)
-    with open(os.path.join(path, export.INFO_FILE)) as f:
-      info = json.load(f)
-    quality = info["default_quality"] if info["num_qualities"] else None
-    bitstream = codec.compress(image, quality)
+    bitstream = codec.compress(image)  # The default quality, as serving_default.
     expected_png = images.encode_png(codec.decompress(bitstream))
-    extra = {} if quality is None else {"quality": quality}
-    calls = {"compress": ("serving_default", dict(image_bytes=png, **extra),
+    calls = {"compress": ("serving_default", dict(image_bytes=png),
                           "bitstream_bytes", bitstream),
              "decompress": ("decompress", dict(bitstream_bytes=bitstream),
                             "png_bytes", expected_png)}
@@ -145,7 +141,7 @@ def main():
 
   result = dict(
       model=args.model, image=os.path.basename(args.image),
-      size=f"{image.shape[1]}x{image.shape[0]}", quality=quality,
+      size=f"{image.shape[1]}x{image.shape[0]}", quality=codec.default_quality,
       bitstream_bytes=len(bitstream), seconds_per_configuration=args.seconds,
       command="python benchmarks/serving_latency.py " + " ".join(sys.argv[1:]),
       machine=f"{os.cpu_count()} CPU cores; server and clients on the same machine",

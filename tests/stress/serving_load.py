@@ -69,15 +69,14 @@ def start_server(model_base_path: str):
   return process, addresses["REST"], addresses["gRPC"]
 
 
-def request_mix(image_png: bytes, bitstream: bytes, decoded_png: bytes,
-                quality) -> List[Dict[str, Any]]:
+def request_mix(image_png: bytes, bitstream: bytes,
+                decoded_png: bytes) -> List[Dict[str, Any]]:
   """The requests the clients cycle through: 2 valid compress, 2 valid
   decompress and 4 malformed per round, half on each protocol."""
-  extra = {} if quality is None else {"quality": quality}
   corrupted = bytearray(bitstream)
   corrupted[len(corrupted) // 2] ^= 0xFF
   valid = [dict(name="compress", signature="serving_default",
-                inputs=dict(image_bytes=image_png, **extra), output="bitstream_bytes",
+                inputs=dict(image_bytes=image_png), output="bitstream_bytes",
                 expected=bitstream),
            dict(name="decompress", signature="decompress",
                 inputs=dict(bitstream_bytes=bitstream), output="png_bytes",
@@ -88,7 +87,7 @@ def request_mix(image_png: bytes, bitstream: bytes, decoded_png: bytes,
                dict(name="corrupted .tfci", signature="decompress",
                     inputs=dict(bitstream_bytes=bytes(corrupted)), output="png_bytes"),
                dict(name="non-image bytes", signature="serving_default",
-                    inputs=dict(image_bytes=b"not an image at all", **extra),
+                    inputs=dict(image_bytes=b"not an image at all"),
                     output="bitstream_bytes"),
                dict(name="unknown signature", signature="no_such_signature",
                     inputs=dict(bitstream_bytes=bitstream), output="png_bytes")]
@@ -196,12 +195,9 @@ def serve_and_load(model: str, clients: int, seconds: float, image_path: str,
   codec = api.load(model, ops=ops)
   with tempfile.TemporaryDirectory() as base:
     path = export.export(model, base, model_name="default", ops=ops)
-    with open(os.path.join(path, export.INFO_FILE)) as f:
-      info = json.load(f)
-    quality = info["default_quality"] if info["num_qualities"] else None
-    bitstream = codec.compress(image, quality)
+    bitstream = codec.compress(image)  # The default quality, as serving_default.
     mix = request_mix(images.encode_png(image), bitstream,
-                      images.encode_png(codec.decompress(bitstream)), quality)
+                      images.encode_png(codec.decompress(bitstream)))
     process, rest, grpc_address = start_server(os.path.dirname(path))
     try:
       result = run_load(rest, grpc_address, "default", mix, clients, seconds, process.pid)
