@@ -7,7 +7,7 @@ latents of every gain: with `per_quality_priors` each quality has its own
 learned density (and range-coding tables) per channel. (With one shared
 density, the model shipped before spent 29% and 13.5% more bits than the
 empirical entropy of its latents at its lowest and highest qualities:
-`python benchmarks/density_gap.py`.)
+`python -m experiments.density_gap`.)
 """
 
 import numpy as np

@@ -27,7 +27,7 @@ stochastic codes, which are less predictable; it cannot move the transforms:
   by channel, and the decoder decodes a channel at every position at once
   (`decode_chunks` of the entropy coder). On BSDS500 codes this saves about
   11% over raw bits, against 0.5% for "previous"
-  (`benchmarks/rnn_bit_context.py`).
+  (`experiments/rnn_bit_context.py`).
 - "previous" (models made before it, which load and decode as they did): the
   probability that bit (t, c) is 1 given the same bit of iteration t−1 (or
   no context at t=0).

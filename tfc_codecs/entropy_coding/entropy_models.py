@@ -59,7 +59,7 @@ def rate_fitted_to_rounded(bits_of, noisy: tf.Tensor, rounded: tf.Tensor) -> tf.
   which instead learns from the rounded values it will code (through a term
   of value zero). A density fitted to noisy values spreads their mass over
   neighbouring integers and overstates the bits of the rounded ones
-  (`benchmarks/side_information.py`)."""
+  (`experiments/side_information.py`)."""
 
   @tf.custom_gradient
   def noisy_bits(values):

@@ -3,7 +3,7 @@
 Training may build a model inside `conv_dtype("bfloat16")`: its convolutions
 then compute in bfloat16 while weights, nonlinearities (GDN, LSTM gates),
 entropy models and every layer's output stay float32. On CPUs with AMX-BF16
-this speeds up training steps (benchmarks/training_step.py). Models that code
+this speeds up training steps (experiments/training_step.py). Models that code
 are always built in float32, so coding never depends on it.
 """
 

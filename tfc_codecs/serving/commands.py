@@ -21,7 +21,7 @@ GRACE_SECONDS = 30.  # How long a shutdown waits for requests in flight.
 def _cap_malloc_arenas(arenas: int = 2) -> None:
   """Caps glibc's malloc arenas. By default every request thread gets its own
   arena, and each keeps the freed activations of the calls it ran: resident
-  memory then creeps up under many clients (benchmarks/serving_load.py: 1.65
+  memory then creeps up under many clients (tests/stress/serving_load.py: 1.65
   to 2.16 GiB in 60 s with 32 clients; flat with the cap). No-op elsewhere."""
   try:
     ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
