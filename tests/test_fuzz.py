@@ -21,6 +21,9 @@ SECONDS_PER_INPUT = 30.  # Generous: CI machines are shared; hangs are far longe
 def fuzz_setup():
   codecs = fuzz_decoder.load_codecs()
   seeds, donors = fuzz_decoder.all_seeds(codecs)
+  for name, codec in codecs.items():  # Each decoder's first use (tracing) is not timed.
+    for seed in seeds[name]:
+      assert fuzz_decoder.check_library(codec, seed) == "decoded"
   return codecs, seeds, donors
 
 
