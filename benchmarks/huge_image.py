@@ -15,8 +15,9 @@ The decoder child also reports PSNR of the seam regions (pixels within
 `--seam` of a tile boundary, every 1024 pixels) against the rest of the image
 and against equally wide control bands through the middle of the tiles.
 
-Models: `hyperprior-vr` is the shipped default model (`tfc_codecs.load(
-"hyperprior")`, a variable-rate hyperprior) at its default quality;
+Models: `channelwise-vr` is the shipped default model (`tfc_codecs.load()`)
+and `hyperprior-vr` the shipped hyperprior (`tfc_codecs.load("hyperprior")`),
+both variable rate, at their default quality;
 `hyperprior` is the fixed-rate codec with that model's transforms and entropy
 models (no gains: its reference quality); `factorized-vr` is the shipped
 factorized model (variable rate) at its default quality, and `factorized` the
@@ -46,8 +47,9 @@ import time
 from common import KODAK, ROOT, write_json
 
 OUT = os.path.join(ROOT, "benchmarks", "results", "huge_image.json")
-CODECS = ("factorized", "factorized-vr", "hyperprior", "hyperprior-vr", "rnn")
-SHIPPED = {"factorized-vr": "factorized", "hyperprior-vr": "hyperprior", "rnn": "rnn"}  # Codec -> shipped model it uses.
+CODECS = ("factorized", "factorized-vr", "hyperprior", "hyperprior-vr", "channelwise-vr", "rnn")
+SHIPPED = {"factorized-vr": "factorized", "hyperprior-vr": "hyperprior",
+           "channelwise-vr": "channelwise", "rnn": "rnn"}  # Codec -> shipped model it uses.
 CELL = (600, 800)  # Mosaic cell (height, width).
 
 
@@ -236,9 +238,10 @@ def main():
       if codec not in SHIPPED:
         run_child("build", codec, args, workdir)
       entry = dict(command=" ".join(["python", "benchmarks/huge_image.py"] + sys.argv[1:]),
-                   model={"hyperprior-vr": "shipped default model (hyperprior/vr), default quality",
+                   model={"hyperprior-vr": "shipped hyperprior model (hyperprior/vr), default quality",
                           "hyperprior": "fixed-rate codec, shipped hyperprior/vr weights without gains",
                           "factorized-vr": "shipped factorized model (factorized/vr), default quality",
+                          "channelwise-vr": "shipped default model (channelwise/vr), default quality",
                           "rnn": "shipped rnn model",
                           }.get(codec, "random weights, default architecture"))
       if codec == "rnn":
