@@ -18,6 +18,7 @@ from tfc_codecs.layers.gdn_transforms import ContextTransform, HyperSynthesisTra
 from conftest import MODELS
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_starts_as_the_hyperprior_it_is_trained_from(tmp_path, photos):
   """`--init_from` a hyperprior copies every shared part; the new parts
   (signed hyper-analysis input, means, context, LRP) start at zero, so before

@@ -16,8 +16,6 @@ import tensorflow as tf
 from tfc_codecs import api, model_dir, registry
 from tfc_codecs.codecs.base import IMAGE_SPEC, pad_to_multiple
 
-from conftest import tiered
-
 
 def synthetic_image(rng, height, width):
   """A smooth random image with some texture (photo-like, not pure noise)."""
@@ -164,7 +162,8 @@ def test_side_information_bits_match_estimate(codecs, photos):
 
 
 # (d) Saving and reloading a model keeps its bitstreams decodable. -----------
-@pytest.mark.parametrize("codec_name", tiered(["factorized", "hyperprior", "channelwise"]))
+@pytest.mark.slow  # Builds, traces and saves a model: > 10 s.
+@pytest.mark.parametrize("codec_name", ["factorized", "hyperprior", "channelwise"])
 def test_fresh_model_survives_save_and_load(codec_name, tmp_path, photo):
   net = registry.codec_class(codec_name)(num_filters=8, latent_filters=8)
   model_dir.round_weights(net)
@@ -271,9 +270,9 @@ def test_exact_hyper_synthesis_follows_the_float_transform(codecs, photos):
     assert np.mean(exact == np.round(continuous)) > 0.99, name
 
 
-@pytest.mark.parametrize("name", ["factorized_tiny"] + [  # The others: > 10 s each.
-    pytest.param(name, marks=pytest.mark.slow)
-    for name in ("hyperprior_tiny", "hyperprior_vr_tiny", "channelwise_vr_tiny")])
+@pytest.mark.slow  # Traces and caches each model's functions: > 10 s.
+@pytest.mark.parametrize("name", ["factorized_tiny", "hyperprior_tiny", "hyperprior_vr_tiny",
+                                  "channelwise_vr_tiny"])
 def test_cached_functions_write_the_same_bytes(name, repo_root, photos, tmp_path, monkeypatch):
   """A model loaded from the traced-function cache (no Keras model built)
   writes and decodes exactly what the model itself does; exposing `.net`

@@ -171,6 +171,7 @@ def test_tfds_errors_say_what_does_not_fit_in_one_line(tfds_dir, tmp_path, setti
   assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_training_on_a_tfds_dataset(tfds_dir, tmp_path):
   config = training.TrainConfig(
       "factorized", str(tmp_path / "run"), lmbda=0.01, tfds_dataset="tiny_photos",

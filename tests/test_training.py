@@ -34,6 +34,7 @@ def train(model_type, lmbda, train_dir, printer=lambda _: None, **settings):
 RUN_FACTS = {"command", "steps", "wall_seconds", "final_train_metrics"}
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_the_provenance_is_the_run_s_config_and_its_facts(tmp_path):
   model_config = tfc_codecs.load(TINY_FACTORIZED).net.config
   config = training.TrainConfig(
@@ -65,6 +66,7 @@ class TaggedCodec(FactorizedCodec):
     return super().training_loss(x, lmbda, distortion)
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_an_option_a_codec_declares_is_a_train_flag_that_reaches_the_codec(
     tmp_path, monkeypatch):
   monkeypatch.setitem(registry.CODECS, "tagged", TaggedCodec)
@@ -93,6 +95,7 @@ def test_an_option_a_codec_declares_is_a_train_flag_that_reaches_the_codec(
 # context model (below).
 @pytest.mark.parametrize("name", sorted(set(os.listdir(MODELS))
                                         - {"factorized_vr_shared_tiny", "rnn_previous_tiny"}))
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_init_from_starts_at_the_given_model(tmp_path, name):
   """Every weight of the model, e.g. each of the rnn's recurrent cells, carries over."""
   source_dir = os.path.join(MODELS, name)
@@ -112,6 +115,7 @@ def test_init_from_starts_at_the_given_model(tmp_path, name):
   assert tuned.decompress(tuned.compress(image)).shape == image.shape
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_resume_keeps_the_run_whatever_init_from_now_names(tmp_path):
   """A resumed run continues from its checkpoint even if --init_from now
   resolves to a different model (e.g. the shipped model was replaced), and a
@@ -173,6 +177,7 @@ def test_runs_store_every_option_and_older_runs_resume_as_they_started(tmp_path)
   assert tfc_codecs.load(out).net.context == "previous"
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_resume_drops_the_logged_steps_past_its_checkpoint(tmp_path):
   """A run stopped after its last checkpoint retrains the steps since: its
   curve must not log those steps twice."""
@@ -190,6 +195,7 @@ def test_resume_drops_the_logged_steps_past_its_checkpoint(tmp_path):
   assert tfc_codecs.load(out).meta["provenance"]["final_train_metrics"]["loss"] != 9.0
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_resume_accepts_the_run_s_own_model_options_only(tmp_path):
   """Repeating the run's model options on resume is fine; changing one is
   refused (the checkpoint holds another model)."""
@@ -364,6 +370,7 @@ def test_rnn_bfloat16_convolutions_compute_what_float32_ones_do():
   assert 0 < float(tf.reduce_mean(tf.abs(got - want))) < 2.
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 @pytest.mark.parametrize("name", ["hyperprior_tiny", "rnn_tiny"])
 def test_conv_dtype_is_recorded_and_the_model_is_float32(tmp_path, name):
   source = tfc_codecs.load(os.path.join(MODELS, name))
@@ -396,6 +403,7 @@ def test_learning_rate_warms_up_stays_then_decays_to_a_tenth():
   assert training._lr_at(0, 100, 1e-3, 0.8) == 1e-3  # No warm-up by default.
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_warmup_applies_to_the_run_s_first_steps_and_is_recorded(tmp_path):
   run = str(tmp_path / "run")
   messages = []

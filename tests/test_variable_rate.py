@@ -119,6 +119,7 @@ def test_resaves_identically(vr, tmp_path, photo):
       vr.num_qualities, vr.net.default_quality)
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
   """--init_from a hyperprior: its weights carry over, gains start at sqrt(λ/λ_ref)."""
   lambdas = [0.003, 0.0067, 0.015]
@@ -157,6 +158,7 @@ def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
   np.testing.assert_allclose(tuned.log_gain.numpy(), source.log_gain.numpy(), rtol=2e-3, atol=1e-3)
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_init_from_with_other_lambdas_resamples_the_gains(tmp_path):
   """New λ values below, between and at the source's: gains at a shared λ
   carry over, between two they interpolate in log λ, below the lowest they
@@ -222,6 +224,7 @@ def test_shared_density_model_loads_and_resaves_as_it_was(tmp_path):
   assert "per_quality_priors" not in model_dir.read_meta(str(tmp_path / "copy"))["config"]
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_init_from_a_shared_density_copies_it_to_every_quality(tmp_path, photo):
   """Same rate estimate and same file sizes as the source at every quality."""
   source = tfc_codecs.load(TINY_FVR_SHARED)
@@ -237,6 +240,7 @@ def test_init_from_a_shared_density_copies_it_to_every_quality(tmp_path, photo):
                - len(source.compress(photo, quality))) <= 2
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_init_from_other_lambdas_takes_the_nearest_qualitys_density(tmp_path):
   source = tfc_codecs.load(TINY_FVR).net
   lambdas = [source.lambdas[0] / 3, source.lambdas[-1] * 0.9]
