@@ -15,7 +15,6 @@ server, the clients and anything else share the same two cores.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +25,7 @@ import numpy as np
 from common import KODAK, ROOT, write_json
 
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
+from tfc_codecs.serving import commands  # pylint: disable=wrong-import-position
 from tfc_codecs.serving.client import Client  # pylint: disable=wrong-import-position
 
 CLIENT_COUNTS = (1, 4, 16)
@@ -34,18 +34,9 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results", "serving_latency")
 
 def start_server(model_base_path: str):
   """Starts `tfc_codecs serve` on free ports; returns (process, rest, grpc)."""
-  process = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, "bin", "tfc_codecs"), "serve",
-       "--model_base_path", model_base_path, "--model_name", "default",
-       "--host", "127.0.0.1", "--port", "0", "--rest_api_port", "0"],
-      stdout=subprocess.PIPE, text=True)
-  addresses = {}
-  while len(addresses) < 2:
-    line = process.stdout.readline()
-    if not line:
-      raise SystemExit(f"server exited with code {process.wait()}")
-    protocol, _, address = line.strip().partition(" on ")
-    addresses[protocol] = address
+  process, addresses = commands.start_server(
+      ["--model_base_path", model_base_path, "--model_name", "default",
+       "--host", "127.0.0.1", "--port", "0", "--rest_api_port", "0"])
   return process, addresses["REST"], addresses["gRPC"]
 
 

@@ -12,11 +12,9 @@ import concurrent.futures
 import http.client
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -34,8 +32,9 @@ import tfc_codecs
 from tfc_codecs import export, images
 from tfc_codecs.errors import CodecError
 from tfc_codecs.serving import model_store
+from tfc_codecs.serving.commands import start_server
 
-from conftest import CLI_SCRIPT, MODEL_DIRS, MODELS, PHOTO_PATHS, REPO, subprocess_env
+from conftest import MODEL_DIRS, MODELS, PHOTO_PATHS, REPO, subprocess_env
 from test_export import doc_commands
 
 pytestmark = pytest.mark.slow  # Server subprocesses.
@@ -105,24 +104,12 @@ class Server:
   def __init__(self, log_path, *args):
     self.log_path = log_path
     with open(log_path, "w") as log:
-      self.process = subprocess.Popen(
-          [sys.executable, str(CLI_SCRIPT), "serve", "--rest_api_port", "0", "--port", "0",
-           *[str(a) for a in args]], cwd=str(REPO), env=subprocess_env(),
-          stdout=subprocess.PIPE, stderr=log, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in self.process.stdout] + [
-        lines.put("")], daemon=True).start()
-    addresses = {}
-    while len(addresses) < 2:
       try:
-        line = lines.get(timeout=300)
-      except queue.Empty:
-        line = ""
-      if not line:
-        self.process.kill()
+        self.process, addresses = start_server(
+            ["--rest_api_port", "0", "--port", "0", *args], cwd=str(REPO),
+            env=subprocess_env(), stderr=log)
+      except CodecError:
         pytest.fail(f"the server did not start:\n{self.log()}")
-      kind, _, address = line.split()
-      addresses[kind] = address
     self.rest, self.grpc = f"http://{addresses['REST']}", addresses["gRPC"]
     self.channel = grpc.insecure_channel(self.grpc)
     self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)

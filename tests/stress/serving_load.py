@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +34,7 @@ if str(REPO) not in sys.path:
 
 from tfc_codecs import api, export, images  # pylint: disable=wrong-import-position
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
+from tfc_codecs.serving import commands  # pylint: disable=wrong-import-position
 from tfc_codecs.serving.client import Client  # pylint: disable=wrong-import-position
 
 RESULTS = REPO / "benchmarks" / "results" / "serving_load-{ops}.json"
@@ -54,18 +54,9 @@ def rss_bytes(pid: int) -> int:
 
 def start_server(model_base_path: str):
   """Starts `tfc_codecs serve` on free ports; returns (process, rest, grpc)."""
-  process = subprocess.Popen(
-      [sys.executable, str(REPO / "bin" / "tfc_codecs"), "serve",
-       "--model_base_path", model_base_path, "--model_name", "default",
-       "--host", "127.0.0.1", "--port", "0", "--rest_api_port", "0"],
-      stdout=subprocess.PIPE, text=True)
-  addresses = {}
-  while len(addresses) < 2:
-    line = process.stdout.readline()
-    if not line:
-      raise SystemExit(f"server exited with code {process.wait()}")
-    protocol, _, address = line.strip().partition(" on ")
-    addresses[protocol] = address
+  process, addresses = commands.start_server(
+      ["--model_base_path", model_base_path, "--model_name", "default",
+       "--host", "127.0.0.1", "--port", "0", "--rest_api_port", "0"])
   return process, addresses["REST"], addresses["gRPC"]
 
 

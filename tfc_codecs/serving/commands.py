@@ -11,6 +11,10 @@ import os
 import queue
 import re
 import signal
+import subprocess
+import sys
+import threading
+from typing import Dict, Sequence, Tuple
 
 from tfc_codecs.errors import CodecError
 
@@ -55,7 +59,7 @@ def cmd_serve(args) -> int:
     grpc_server, grpc_port = grpc_service.start(store, args.host, args.port)
   except RuntimeError as e:
     raise CodecError(f"cannot listen on {args.host}:{args.port} for gRPC: {e}") from None
-  print(f"REST on {args.host}:{rest_port}", flush=True)
+  print(f"REST on {args.host}:{rest_port}", flush=True)  # What `start_server` reads.
   print(f"gRPC on {args.host}:{grpc_port}", flush=True)
   received = stop.get()
   model_store.log(f"{signal.Signals(received).name}: finishing requests in flight")
@@ -64,6 +68,32 @@ def cmd_serve(args) -> int:
   stopped.wait()
   store.stop()
   return 0
+
+
+def start_server(serve_flags: Sequence[str], timeout: float = 300.,
+                 **popen_args) -> Tuple[subprocess.Popen, Dict[str, str]]:
+  """Runs `tfc_codecs serve SERVE_FLAGS` in a subprocess (with `--port 0
+  --rest_api_port 0` it picks free ports) and waits until it listens.
+  Returns the process and its addresses {"REST": host:port, "gRPC": ...}.
+  Raises CodecError if it exits or does not listen within `timeout` s."""
+  process = subprocess.Popen(
+      [sys.executable, "-m", "tfc_codecs.cli", "serve", *map(str, serve_flags)],
+      stdout=subprocess.PIPE, text=True, **popen_args)
+  lines = queue.SimpleQueue()
+  threading.Thread(target=lambda: [lines.put(line) for line in process.stdout] + [lines.put("")],
+                   daemon=True).start()
+  addresses = {}
+  while len(addresses) < 2:
+    try:
+      line = lines.get(timeout=timeout)
+    except queue.Empty:
+      line = ""
+    if not line:
+      process.kill()
+      raise CodecError(f"the server did not start (exit code {process.wait()})")
+    protocol, _, address = line.strip().partition(" on ")
+    addresses[protocol] = address
+  return process, addresses
 
 
 def _check_server(server: str) -> None:
