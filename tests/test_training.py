@@ -156,6 +156,7 @@ def test_init_from_a_previous_context_rnn_keeps_all_but_the_context_model(tmp_pa
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-3, atol=1e-6, err_msg=a.name)
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_runs_store_every_option_and_older_runs_resume_as_they_started(tmp_path):
   """A new run records every model option (so a later default cannot change
   it); a run stored before an option existed resumes with the value its

@@ -140,6 +140,7 @@ def test_trains_from_a_fixed_rate_hyperprior(tmp_path, photo):
       tuned.decompress(tuned.compress(photo, 2)), source.decompress(source.compress(photo)))
 
 
+@pytest.mark.slow  # Trains a model: > 10 s.
 def test_factorized_vr_starts_from_a_hyperprior_vr(tmp_path):
   """--init_from a hyperprior-vr: transforms and gains carry over, the
   factorized prior (which the hyperprior lacks) starts afresh."""
