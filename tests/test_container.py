@@ -342,6 +342,22 @@ def test_unshipped_model_needs_model_argument(real_files):
     api.load_for(real_files["hyperprior"])
 
 
+@pytest.mark.slow
+def test_files_of_retired_models_still_decode(photo):
+  """A model a family shipped before (index.json "retired") is not offered
+  any more, but its files still find it and decode without --model."""
+  from tfc_codecs import zoo  # pylint: disable=import-outside-toplevel
+  retired = zoo.retired_models()
+  assert retired, "channelwise run 1 is retired"
+  shipped = {entry["path"] for entry in zoo.shipped_models()}
+  for entry in retired:
+    assert entry["path"] not in shipped
+    old = api.load(entry["path"])
+    data = old.compress(photo[:64, :64])
+    assert zoo.find(old.fingerprint.hex())["path"] == entry["path"]
+    np.testing.assert_array_equal(api.load_for(data).decompress(data), old.decompress(data))
+
+
 def test_cut_progressive_file_finds_its_shipped_model(repo_root, photo, monkeypatch):
   """A progressive file cut at a payload boundary names its model like a
   complete one (the model itself decides whether the cut is acceptable)."""

@@ -1,4 +1,5 @@
-"""The shipped models: `index.json` names each family's rate points.
+"""The shipped models: `index.json` names each family's rate points, and the
+models it shipped before (retired: their files still decode).
 
 Each rate point is a model directory (see `model_dir`) with its provenance and
 Kodak results in `model.json`. Nothing here imports TensorFlow.
@@ -85,9 +86,22 @@ def kodak_results(entry: Dict[str, Any]) -> Dict[str, float]:
   return kodak
 
 
+def retired_models() -> List[Dict[str, Any]]:
+  """Models a family shipped before its current one (`"retired": [path]`):
+  not offered for compressing, kept so that their files still decode."""
+  entries = []
+  for name, family in sorted(_index().items()):
+    for relative in family.get("retired", []):
+      path = os.path.join(ZOO_DIR, relative)
+      entries.append(dict(name=f"{name} (retired {os.path.basename(relative)})",
+                          quality=None, path=path, default=False,
+                          meta=model_dir.read_meta(path)))
+  return entries
+
+
 def find(fingerprint: str) -> Optional[Dict[str, Any]]:
-  """The shipped model with this fingerprint (hex), or None."""
-  for entry in shipped_models():
+  """The shipped or retired model with this fingerprint (hex), or None."""
+  for entry in shipped_models() + retired_models():
     if entry["meta"]["fingerprint"] == fingerprint:
       return entry
   return None
