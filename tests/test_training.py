@@ -242,6 +242,7 @@ def test_mixed_quantization_trains_the_decoder_on_the_latents_it_will_decode(nam
   assert max(float(tf.reduce_max(tf.abs(g))) for g in gradients) > 0
 
 
+@pytest.mark.slow  # 4 short training runs, 5-7 s each.
 @pytest.mark.parametrize("option,value,bad,model,other", [
     ("quantization", "mixed", "round", "factorized_tiny", "rnn"),
     ("density_fit", "rounded", "exact", "factorized_tiny", "rnn"),
@@ -464,6 +465,7 @@ def test_an_rnn_is_not_started_from_one_of_another_cell():
     training._copy_weights(lstm, gru, "lstm")  # pylint: disable=protected-access
 
 
+@pytest.mark.slow  # Two training runs.
 def test_train_widens_an_rnn_and_never_narrows_one(tmp_path):
   source_dir = os.path.join(MODELS, "rnn_tiny")
   common = dict(train_glob=str(IMAGES), patch_size=32, batch_size=1, max_steps=1,
