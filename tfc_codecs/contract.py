@@ -5,6 +5,25 @@
 model or a trained model directory) or an `exported_codec.ExportedCodec` (a
 SavedModel written by `tfc_codecs export`). A codec's `RateKind` says how its
 qualities work; code that depends on it branches on `rate_kind`, nothing else.
+
+Determinism (what may differ between machines):
+  * The bitstream's parsing and the entropy-decoded latents (every symbol an
+    entropy decoder reads, and the table it reads it with) are bit-identical
+    in every process, at every thread count, with oneDNN on or off, on every
+    CPU kind and TensorFlow version: whatever sets a symbol's table is
+    integer or exact fixed point (`layers/fixed_point.py`, the rnn's integer
+    bit contexts), so no decoder can desynchronize.
+  * Decoded pixels come from float transforms: identical within one
+    installation (same machine, TensorFlow and settings: another process,
+    another thread count), and within ±`PIXEL_TOLERANCE_ACROSS_KERNELS` per
+    sample across kernel libraries (oneDNN on/off, TensorFlow versions, CPU
+    kinds), as JPEG decoders' outputs are.
+  * compress writes the same bytes in every process, at every thread count
+    and with oneDNN on or off on one machine (tested). Its analysis transform
+    is float: on another CPU kind a latent within rounding error of .5 may
+    round the other way, giving another valid file (expected to be rare; not
+    tested across CPU kinds). Such a file still decodes identically everywhere.
+Tested by tests/test_determinism.py and tests/test_golden.py.
 """
 
 import dataclasses
@@ -15,6 +34,20 @@ import numpy as np
 
 from tfc_codecs import container
 from tfc_codecs.errors import CodecError
+
+
+# Decoded samples may differ by this much between kernel libraries (see above).
+PIXEL_TOLERANCE_ACROSS_KERNELS = 1
+
+
+def max_pixel_difference(image: np.ndarray, reference: np.ndarray) -> int:
+  """The largest absolute difference between two decoded images' samples
+  (compare with PIXEL_TOLERANCE_ACROSS_KERNELS)."""
+  if image.shape != reference.shape:
+    raise CodecError(f"images of shapes {image.shape} and {reference.shape} cannot be compared")
+  if not image.size:
+    return 0
+  return int(np.max(np.abs(image.astype(np.int32) - reference.astype(np.int32))))
 
 
 class RateKind(enum.Enum):
