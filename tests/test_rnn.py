@@ -75,6 +75,27 @@ def test_cells_keep_state_shapes(cell):
   assert [s.shape for s in state] == [(1, 8, 8, 8)] * 2
 
 
+@pytest.mark.parametrize("cell", [ConvLSTM, ConvGRU])
+def test_cells_none_state_is_the_zero_state_exactly(cell):
+  """The first iteration skips the hidden convolutions (state None): its
+  output and state are bit-identical to those from zero states, in a
+  tf.function as the codec runs them."""
+  layer = cell(8, 3, 1, 3)
+  x = tf.random.normal([1, 16, 16, 4], seed=3)
+  zeros = tf.zeros([1, 16, 16, 8])
+  layer(x, (zeros, zeros))  # Builds the weights.
+  for variable in layer.weights:  # Nonzero hidden weights: skipping them must not matter.
+    variable.assign(tf.random.normal(variable.shape, seed=4))
+  step = tf.function(lambda x, state: layer(x, state))
+  out, state = step(x, None)
+  out_zero, state_zero = step(x, (zeros, zeros))
+  assert np.array_equal(out.numpy(), out_zero.numpy())
+  assert np.array_equal(state[0].numpy(), state_zero[0].numpy())
+  if cell is ConvLSTM:  # The GRU's second state is unused.
+    assert np.array_equal(state[1].numpy(), state_zero[1].numpy())
+  assert np.any(out.numpy() != layer(x, (out, out))[0].numpy())  # The state matters.
+
+
 def test_pack_bits_round_trip():
   bits = tf.constant(np.random.default_rng(0).integers(0, 2, (1, 3, 5, 7)), tf.int32)
   string = pack_bits(bits)

@@ -161,13 +161,20 @@ class RnnCodec(Codec):
   def _gain(self, t):
     return tf.exp(tf.gather(self.log_gains, t))
 
+  @staticmethod
+  def _step(step, t, states):
+    """`step(states)` of iteration t (a tensor); at t = 0 `step(None)`: the
+    zero states, whose hidden convolutions the cells skip."""
+    return tf.cond(t > 0, lambda: step(states), lambda: step(None))
+
   def _encode(self, residual, t, states, training):
-    """(codes ±1 for the decoder, the {0, 1} bits inference codes, states)."""
+    """(codes ±1 for the decoder, the {0, 1} bits inference codes, states);
+    states None: the zero states."""
     if self.reconstruction == "scaled":
       residual *= self._gain(t)
     y = self.encoder_conv(residual)
     new_states = []
-    for cell, state in zip(self.encoder_cells, states):
+    for cell, state in zip(self.encoder_cells, states or [None] * len(self.encoder_cells)):
       y, state = cell(y, state)
       new_states.append(state)
     codes, bits01 = self.binarizer.binarize(
@@ -175,9 +182,10 @@ class RnnCodec(Codec):
     return codes, bits01, new_states
 
   def _decode(self, codes, t, x_hat, states):
+    """(reconstruction after iteration t, states); states None: the zero states."""
     y = self.decoder_conv(codes)
     new_states = []
-    for cell, state in zip(self.decoder_cells, states):
+    for cell, state in zip(self.decoder_cells, states or [None] * len(self.decoder_cells)):
       y, state = cell(y, state)
       new_states.append(state)
       y = tf.nn.depth_to_space(y, 2)
@@ -207,7 +215,7 @@ class RnnCodec(Codec):
 
   def _iterate(self, x, iterations, training):
     """x in [-0.5, 0.5] -> per-iteration reconstructions and code bits."""
-    encoder_states, decoder_states = self._zero_states(x)
+    encoder_states = decoder_states = None  # The zero states.
     x_hat = tf.zeros_like(x)
     previous = tf.zeros(tf.concat([tf.shape(x)[:1], tf.shape(x)[1:3] // 16,
                                    [self.bits]], 0), tf.int32)
@@ -413,8 +421,11 @@ class RnnCodec(Codec):
       x_hat = tf.zeros_like(tile)
       codes_t = tf.TensorArray(tf.int32, size=iterations)
       for t in tf.range(iterations):
-        codes, codes01, encoder_states = self._encode(tile - x_hat, t, encoder_states, False)
-        x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+        codes, codes01, encoder_states = self._step(
+            lambda states: self._encode(tile - x_hat, t, states, False), t, encoder_states)
+        if reconstruction or t < iterations - 1:  # Else nothing needs this update.
+          x_hat, decoder_states = self._step(
+              lambda states: self._decode(codes, t, x_hat, states), t, decoder_states)
         codes_t = codes_t.write(t, tf.reshape(codes01, [-1]))
       tile_codes = tile_codes.write(index, tf.transpose(codes_t.stack()))
       if reconstruction:
@@ -478,7 +489,8 @@ class RnnCodec(Codec):
       steps = tf.TensorArray(tf.uint8, size=iterations if every_step else 0)
       for t in tf.range(iterations):
         codes = 2. * tf.cast(tile_codes[t], tf.float32) - 1.
-        x_hat, decoder_states = self._decode(codes, t, x_hat, decoder_states)
+        x_hat, decoder_states = self._step(
+            lambda states: self._decode(codes, t, x_hat, states), t, decoder_states)
         if every_step:
           steps = steps.write(t, to_uint8((x_hat[0] + 0.5) * 255.))
       tile = (tf.transpose(steps.stack(), [1, 2, 0, 3]) if every_step

@@ -7,6 +7,8 @@
 The cells are stateless Keras layers: `cell(x, state) -> (output, state)`,
 with the state a (hidden, cell) pair of tensors the caller threads through
 the iterations (zeros at the start of each image; a GRU ignores the second).
+State None is the zero state: the same output, without the hidden
+convolutions (whose output it would make exactly zero).
 """
 
 import tensorflow as tf
@@ -27,11 +29,14 @@ class ConvLSTM(tf.keras.layers.Layer):
         4 * filters, hidden_kernel, padding="same", use_bias=False,
         name="hidden_conv")
 
-  def call(self, x, state):
-    hidden, cell = state
-    gates = self.input_conv(x) + self.hidden_conv(hidden)
+  def call(self, x, state=None):
+    gates = self.input_conv(x)
+    if state is not None:
+      gates += self.hidden_conv(state[0])
     i, f, o, g = tf.split(gates, 4, axis=-1)
-    cell = tf.sigmoid(f) * cell + tf.sigmoid(i) * tf.tanh(g)
+    cell = tf.sigmoid(i) * tf.tanh(g)
+    if state is not None:
+      cell = tf.sigmoid(f) * state[1] + cell
     hidden = tf.sigmoid(o) * tf.tanh(cell)
     return hidden, (hidden, cell)
 
@@ -50,9 +55,12 @@ class ConvGRU(tf.keras.layers.Layer):
     self.hidden_candidate = Conv2D(
         filters, hidden_kernel, padding="same", use_bias=False, name="hidden_candidate")
 
-  def call(self, x, state):
-    hidden, unused = state
+  def call(self, x, state=None):
     x_r, x_z, x_n = tf.split(self.input_conv(x), 3, axis=-1)
+    if state is None:
+      hidden = tf.sigmoid(x_z) * tf.tanh(x_n)
+      return hidden, (hidden, hidden)
+    hidden, unused = state
     h_r, h_z = tf.split(self.hidden_gates(hidden), 2, axis=-1)
     reset = tf.sigmoid(x_r + h_r)
     update = tf.sigmoid(x_z + h_z)
