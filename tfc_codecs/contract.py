@@ -19,10 +19,11 @@ Determinism (what may differ between machines):
     sample across kernel libraries (oneDNN on/off, TensorFlow versions, CPU
     kinds), as JPEG decoders' outputs are.
   * compress writes the same bytes in every process, at every thread count
-    and with oneDNN on or off on one machine (tested). Its analysis transform
-    is float: on another CPU kind a latent within rounding error of .5 may
-    round the other way, giving another valid file (expected to be rare; not
-    tested across CPU kinds). Such a file still decodes identically everywhere.
+    and with oneDNN on or off on one machine (tested). Its analysis transforms
+    (and the rnn's encoder) are float: on another CPU kind a latent within
+    rounding error of a rounding boundary may round the other way, giving
+    another valid file (expected to be rare; not tested across CPU kinds),
+    which then decodes identically everywhere.
 Tested by tests/test_determinism.py and tests/test_golden.py.
 """
 
