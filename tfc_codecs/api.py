@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import container, exported_codec, images, model_dir, traced_cache, zoo
+from tfc_codecs import (container, exported_codec, images, model_dir, shipped_exports,
+                        tfc_stack, traced_cache, zoo)
 from tfc_codecs.contract import LoadedCodec, RateKind, cut_progressive
 from tfc_codecs.errors import CodecError, op_error_message
 
@@ -85,10 +86,10 @@ class ImageCodec:
   def _decode(self, stream: container.Bitstream, name: str, payloads: tf.Tensor,
               *extra: tf.Tensor) -> np.ndarray:
     """Runs decoding function `name` (payloads, image shape, *extra) of the
-    model for the file's coder; an op that fails means a corrupt payload."""
+    model; an op that fails means a corrupt payload."""
     try:
-      result = self._codec_for(stream.coder)._run(
-          name, payloads, tf.constant([stream.height, stream.width], tf.int32), *extra)
+      result = self._run(name, payloads, tf.constant([stream.height, stream.width], tf.int32),
+                         *extra)
     except tf.errors.OpError as e:
       raise CodecError(f"corrupt payload ({op_error_message(e.message)})") from None
     return result.numpy()
@@ -102,7 +103,7 @@ class ImageCodec:
     """The entropy coder of compress: "tfc" or "stock"."""
     return self._ops
 
-  def _codec_for(self, coder: int) -> "ImageCodec":
+  def _codec_for(self, coder: int) -> LoadedCodec:
     """The loaded codec that decodes payloads of entropy coder `coder`."""
     ops = container.OPS_OF_CODER.get(coder, self.ops)
     return self if ops == self.ops else load(self.source, self.quality, ops=ops,
@@ -197,6 +198,9 @@ class ImageCodec:
     stream = self.parse(data)
     if iterations is not None and not self.progressive:
       raise CodecError(f"{self.codec_name} is not progressive (no --iterations)")
+    other = self._codec_for(stream.coder)
+    if other is not self:
+      return other.decompress(data, iterations)
     if self.progressive:
       if iterations is not None:
         stream = cut_progressive(stream, iterations)
@@ -216,6 +220,9 @@ class ImageCodec:
     if not self.progressive or stream.coder not in container.OPS_OF_CODER:
       raise CodecError("decompress_steps needs a range-coded or stock-coded file of a "
                        "progressive codec")
+    other = self._codec_for(stream.coder)
+    if other is not self:
+      return other.decompress_steps(data)
     return self._decode(stream, "decompress_steps", tf.constant(stream.payloads, tf.string))
 
 
@@ -224,18 +231,41 @@ _cache_lock = threading.Lock()  # Batch compression loads from worker threads.
 
 
 def load(name_or_path: Optional[str] = None,
-         quality: Optional[int] = None, ops: str = "tfc",
+         quality: Optional[int] = None, ops: Optional[str] = None,
          max_pixels: int = images.MAX_PIXELS) -> LoadedCodec:
   """Loads a shipped model, a trained model directory or a SavedModel export
-  (cached); returns an `ImageCodec` (an `exported_codec.ExportedCodec` for
-  exports), both `contract.LoadedCodec`s. `ops` is the entropy coder its
-  compress uses ("tfc" or "stock"); images and files of more than `max_pixels`
-  pixels are refused."""
+  (cached) as a `contract.LoadedCodec`.
+
+  `ops` is the entropy coder its compress uses: "tfc" (needs
+  tensorflow-compression) or "stock"; None: `tfc_stack.default_ops()`. A
+  shipped model with "stock" runs its stock-op export (`shipped_exports`, an
+  `exported_codec.ExportedCodec`), never importing tensorflow_compression;
+  anything else builds the model from its weights (an `ImageCodec`, which needs
+  it). Images and files of more than `max_pixels` pixels are refused.
+  """
   if name_or_path and exported_codec.is_export(name_or_path):
     return exported_codec.ExportedCodec(name_or_path, max_pixels)
+  ops = ops or tfc_stack.default_ops()
   if ops not in container.CODER_OF_OPS:
     raise CodecError(f"ops must be one of {', '.join(container.CODER_OF_OPS)}, not {ops!r}")
   path = os.path.abspath(zoo.resolve(name_or_path, quality))
+  if ops == "stock" and shipped_exports.export_dir(path):
+    key = (path, "export", max_pixels)
+    with _cache_lock:
+      if key not in _cache:
+        _cache[key] = exported_codec.ExportedCodec(shipped_exports.saved_model_dir(path),
+                                                   max_pixels, source=path)
+      return _cache[key]
+  return build(path, ops, max_pixels)
+
+
+def build(path: str, ops: str, max_pixels: int = images.MAX_PIXELS) -> ImageCodec:
+  """The model of directory `path` built from its weights (cached), whose
+  compress uses entropy coder `ops`; needs tensorflow-compression."""
+  if ops == "tfc":
+    tfc_stack.require("--ops tfc (tensorflow-compression's range coder)")
+  tfc_stack.require(f"building {path} from its weights (only the shipped models have "
+                    "stock-op exports)")
   key = _cache_key(path) + (ops, max_pixels)
   with _cache_lock:
     return _load_cached(key, path, ops, max_pixels)
@@ -268,15 +298,20 @@ def _cache_key(path: str):
 
 
 def load_for(data: bytes, name_or_path: Optional[str] = None,
-             max_pixels: int = images.MAX_PIXELS) -> ImageCodec:
+             max_pixels: int = images.MAX_PIXELS) -> LoadedCodec:
   """The model that decodes `.tfci` bytes: the given one, else the shipped
-  model whose fingerprint the file names."""
-  if name_or_path:
-    return load(name_or_path, max_pixels=max_pixels)
+  (or retired) model whose fingerprint the file names; loaded for the file's
+  entropy coder."""
   stream = container.parse(data, max_pixels, allow_truncation=True)
-  entry = zoo.find(stream.fingerprint.hex())  # The model then checks the cut.
-  if entry:
-    return load(entry["path"], max_pixels=max_pixels)
-  raise CodecError(f"file was made by {stream.codec} model "
-                   f"{stream.fingerprint.hex()}, which is not shipped; "
-                   "pass it with --model PATH")
+  ops = container.OPS_OF_CODER.get(stream.coder)
+  if ops != "stock":
+    tfc_stack.require("decoding a file made with --ops tfc (tensorflow-compression's range "
+                      "coder)" if ops == "tfc" else "decoding an rnn --raw file")
+  if not name_or_path:
+    entry = zoo.find(stream.fingerprint.hex())  # The model then checks the cut.
+    if not entry:
+      raise CodecError(f"file was made by {stream.codec} model "
+                       f"{stream.fingerprint.hex()}, which is not shipped; "
+                       "pass it with --model PATH")
+    name_or_path = entry["path"]
+  return load(name_or_path, ops=ops or "tfc", max_pixels=max_pixels)

@@ -18,6 +18,7 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl.flags import argparse_flags  # pylint: disable=wrong-import-position
 
 from tfc_codecs.command_files import PROG, output_paths, print_error, run_each  # pylint: disable=wrong-import-position
+from tfc_codecs import tfc_stack  # pylint: disable=wrong-import-position
 from tfc_codecs.errors import CodecError  # pylint: disable=wrong-import-position
 from tfc_codecs.serving import commands as serving_commands  # pylint: disable=wrong-import-position
 
@@ -289,10 +290,11 @@ def parse_args(argv):
                  help="Use the lowest quality whose decoded image reaches this PSNR (dB).")
   p.add_argument("--raw", action="store_true",
                  help="rnn only: store the bits without entropy coding.")
-  p.add_argument("--ops", choices=("tfc", "stock"), default="tfc",
-                 help="Entropy coder: tfc (tensorflow-compression's range coder) or "
-                 "stock (rANS in stock TensorFlow ops, what stock exports write). "
-                 "decompress reads both.")
+  p.add_argument("--ops", choices=("tfc", "stock"),
+                 help="Entropy coder: tfc (tensorflow-compression's range coder; the "
+                 "default where it is installed) or stock (rANS in stock TensorFlow ops, "
+                 "what stock exports write; the default of the plain install, and files "
+                 "every install decodes).")
   p.add_argument("--output", help="Output file (one input) or directory.")
   p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   p.add_argument("-V", "--verbose", action="store_true",
@@ -372,13 +374,35 @@ def parse_args(argv):
   p.add_argument("--overwrite", action="store_true")
   p.set_defaults(handler=cmd_plot)
   if parser.parse_known_args(argv[1:])[0].command == "train":
+    try:
+      tfc_stack.require("train")
+    except CodecError as e:
+      print_error(str(e))
+      sys.exit(1)
     _add_train_flags(train_parser)
   return parser.parse_args(argv[1:])
+
+
+def _import_tensorflow_quietly() -> None:
+  """Imports TensorFlow and creates its CPU device with native stderr sent to
+  /dev/null: newer TensorFlow logs start-up lines there before
+  TF_CPP_MIN_LOG_LEVEL applies, which would bury our one-line messages."""
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      tf.zeros([])
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 def main(args) -> None:
   if args.handler not in (cmd_compress, cmd_decompress):
     gc.enable()  # Only these start up without collection (see `run`, `command_files.run_each`).
+  if args.handler not in (cmd_models, cmd_bdrate, cmd_plot):
+    _import_tensorflow_quietly()
   try:
     code = args.handler(args)
   except CodecError as e:

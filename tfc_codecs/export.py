@@ -40,7 +40,7 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from tfc_codecs import api, container, graph_container, zoo
+from tfc_codecs import api, container, exported_codec, graph_container, shipped_exports, zoo
 from tfc_codecs.contract import RateKind
 from tfc_codecs.errors import CodecError
 from tfc_codecs.exported_codec import INFO_FILE
@@ -201,46 +201,67 @@ def write_models_config(export_base: str) -> str:
   return path
 
 
+def _save(codec: api.ImageCodec, directory: str) -> None:
+  """Writes the SavedModel of `codec` and its `INFO_FILE` to `directory`."""
+  module = ExportModule(codec)
+  tf.saved_model.save(module, directory, signatures=module.signatures())
+  os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
+  with open(os.path.join(directory, INFO_FILE), "w") as f:
+    json.dump(dict(codec=codec.codec_name, fingerprint=codec.fingerprint.hex(),
+                   quality=codec.quality, num_qualities=codec.num_qualities,
+                   default_quality=codec.default_quality,
+                   progressive=codec.rate_kind is RateKind.PROGRESSIVE,
+                   source=codec.source, ops=codec.ops,
+                   format_version=container.FORMAT_VERSION), f, indent=2)
+
+
 def export(model: Optional[str], export_base: str, version: Optional[int] = None,
            model_name: Optional[str] = None, quality: Optional[int] = None,
            ops: str = "stock") -> str:
   """Exports a shipped or trained model with entropy coder `ops` ("stock" or
-  "tfc", see the module docstring); returns the version directory."""
-  codec = api.load(model, quality, ops=ops)
-  if not isinstance(codec, api.ImageCodec):
+  "tfc", see the module docstring); returns the version directory. A shipped
+  model's stock export is the one it ships (`shipped_exports`): no
+  tensorflow-compression needed."""
+  if model and exported_codec.is_export(model):
     raise CodecError(f"{model} is an export already; export its model directory")
+  if version is not None and version < 1:
+    raise CodecError(f"--version must be a positive integer, not {version}")
+  path = os.path.abspath(zoo.resolve(model, quality))
+  shipped = ops == "stock" and shipped_exports.export_dir(path) is not None
+  codec = None if shipped else api.build(path, ops)
   if model_name:
     name = model_name
   elif model in zoo.family_names() or model is None:
     family = model or zoo.DEFAULT_MODEL
-    name = f"{family}-q{codec.quality}" if codec.quality else family
+    rate_point = zoo.quality_of(path)
+    name = f"{family}-q{rate_point}" if rate_point else family
   else:
-    name = os.path.basename(os.path.normpath(codec.source))
+    name = os.path.basename(os.path.normpath(path))
   model_base = os.path.join(export_base, name)
   version = version or _next_version(model_base)
   target = os.path.join(model_base, str(version))
-  if version < 1:
-    raise CodecError(f"--version must be a positive integer, not {version}")
   if os.path.exists(target):
     raise CodecError(f"{target} exists (versions are never overwritten; omit "
                      "--version for the next free one)")
   os.makedirs(model_base, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=model_base)
   try:
-    module = ExportModule(codec)
-    tf.saved_model.save(module, staging, signatures=module.signatures())
-    os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
-    with open(os.path.join(staging, INFO_FILE), "w") as f:
-      json.dump(dict(codec=codec.codec_name, fingerprint=codec.fingerprint.hex(),
-                     quality=codec.quality, num_qualities=codec.num_qualities,
-                     default_quality=codec.default_quality,
-                     progressive=codec.rate_kind is RateKind.PROGRESSIVE,
-                     source=codec.source, ops=codec.ops,
-                     format_version=container.FORMAT_VERSION), f, indent=2)
-    os.chmod(staging, 0o755)
-    os.replace(staging, target)
-  except BaseException:
+    if shipped:
+      shipped_exports.materialize(path, os.path.join(staging, "model"))
+    else:
+      _save(codec, os.path.join(staging, "model"))
+    os.chmod(os.path.join(staging, "model"), 0o755)
+    os.replace(os.path.join(staging, "model"), target)
+  finally:
     shutil.rmtree(staging, ignore_errors=True)
-    raise
   write_models_config(export_base)
   return target
+
+
+def write_shipped_export(model_path: str) -> str:
+  """(Re)writes `stock_export/` beside the weights of model directory
+  `model_path` (see `shipped_exports`); returns its path."""
+  codec = api.build(os.path.abspath(model_path), "stock")
+  with tempfile.TemporaryDirectory() as scratch:
+    _save(codec, os.path.join(scratch, "model"))
+    return shipped_exports.store(os.path.join(scratch, "model"), model_path)

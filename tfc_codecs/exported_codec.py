@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfc_codecs import container, images
+from tfc_codecs import container, images, tfc_stack
 from tfc_codecs.contract import RateKind, cut_progressive
 from tfc_codecs.errors import CodecError, op_error_message
 
@@ -27,11 +27,23 @@ def is_export(path: str) -> bool:
           os.path.join(path, v, "saved_model.pb")) for v in os.listdir(path)))
 
 
+def export_ops(path: str) -> Optional[str]:
+  """The entropy coder ("tfc" or "stock") of export version directory `path`,
+  None if it is not a tfc_codecs export."""
+  try:
+    with open(os.path.join(path, INFO_FILE)) as f:
+      return json.load(f).get("ops", "tfc")  # Exports before the stock coder: "tfc".
+  except (OSError, ValueError):
+    return None
+
+
 class ExportedCodec:
   """An export (a version directory, or a model base: its newest version)
   run through its SavedModel functions."""
 
-  def __init__(self, path: str, max_pixels: int = images.MAX_PIXELS):
+  def __init__(self, path: str, max_pixels: int = images.MAX_PIXELS,
+               source: Optional[str] = None):
+    """`source`: what to report as the codec's source (default: `path`)."""
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
       path = os.path.join(path, str(max(int(v) for v in os.listdir(path) if v.isdigit())))
     try:
@@ -39,10 +51,11 @@ class ExportedCodec:
         self.info: Dict[str, Any] = json.load(f)
     except (OSError, ValueError):
       raise CodecError(f"{path} is not a tfc_codecs export (no {INFO_FILE})") from None
-    self.ops = self.info.get("ops", "tfc")  # Exports before the stock coder: "tfc".
+    self.ops = export_ops(path)
     if self.ops == "tfc":
+      tfc_stack.require("an export made with --ops tfc (tensorflow-compression's range coder)")
       import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
-    self.source = path
+    self.source = source or path
     self.module = tf.saved_model.load(path)
     self.codec_name: str = self.info["codec"]
     self.fingerprint = bytes.fromhex(self.info["fingerprint"])

@@ -32,7 +32,7 @@ class Choice:
   psnr: Optional[float] = None
 
 
-def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str,
+def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: Optional[str],
               max_pixels: int) -> Tuple[List[int], Callable[[int], Tuple[bytes, LoadedCodec]]]:
   """Ascending qualities of `model`, and quality -> (file bytes, codec)."""
   codec = api.load(model, ops=ops, max_pixels=max_pixels)
@@ -60,7 +60,7 @@ def _encoders(model: Optional[str], image: np.ndarray, raw: bool, ops: str,
 def compress_to_target(model: Optional[str], image: np.ndarray,
                        target_bpp: Optional[float] = None,
                        target_psnr: Optional[float] = None,
-                       raw: bool = False, ops: str = "tfc",
+                       raw: bool = False, ops: Optional[str] = None,
                        max_pixels: int = images.MAX_PIXELS) -> Choice:
   """Compresses `image` with the quality of `model` that meets the target
   (entropy coder `ops` and pixel limit `max_pixels`, see `api.load`)."""

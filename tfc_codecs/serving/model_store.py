@@ -16,13 +16,13 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_compression  # pylint: disable=unused-import  # Registers the range-coder ops.
 from google.protobuf import text_format
 from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
+from tfc_codecs import exported_codec, tfc_stack
 from tfc_codecs.errors import CodecError, op_error_message
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -94,6 +94,9 @@ class Version:
                    if set(m.meta_info_def.tags) == {"serve"}]
     if not meta_graphs:
       raise ValueError("no MetaGraphDef tagged serve")
+    if exported_codec.export_ops(path) == "tfc":
+      tfc_stack.require(f"serving {path} (an export made with --ops tfc)")
+      import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
     self.signature_defs = get_model_metadata_pb2.SignatureDefMap()
     for name, signature_def in meta_graphs[0].signature_def.items():
       self.signature_defs.signature_def[name].CopyFrom(signature_def)
