@@ -3,7 +3,8 @@ package index, no tensorflow-compression), checked against this stack.
 
 A second virtual environment (TFC_CODECS_PLAIN_VENV, default REPO/.venv-plain)
 gets `pip install REPO`; it is rebuilt when a newer TensorFlow appears on the
-index, and its tfc_codecs is reinstalled from the sources on every run. There
+index, and its tfc_codecs is reinstalled from the sources on every run.
+TFC_CODECS_PLAIN_TENSORFLOW=2.16.2 (say) checks that version instead. There
 `plain_install/checks.py` compresses, decompresses, exports and serves every
 shipped model; here its files must equal this stack's `--ops stock` files
 byte for byte, and decode to the same pixels (within the contract's ±1
@@ -50,18 +51,20 @@ def _installed_tensorflow() -> str:
 
 
 @pytest.fixture(scope="module")
-def newest() -> str:
-  return _newest_tensorflow()
+def tensorflow_version() -> str:
+  """The TensorFlow version the plain install gets (the newest, unless pinned)."""
+  return os.environ.get("TFC_CODECS_PLAIN_TENSORFLOW") or _newest_tensorflow()
 
 
 @pytest.fixture(scope="module")
-def plain_venv(newest):
-  """The plain install's python, with the newest TensorFlow and this source."""
+def plain_venv(tensorflow_version):
+  """The plain install's python, with that TensorFlow and this source."""
   start = time.perf_counter()
-  if _installed_tensorflow() != newest:
+  if _installed_tensorflow() != tensorflow_version:
     shutil.rmtree(VENV, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-    subprocess.run([PYTHON, "-m", "pip", "install", "-q", REPO], check=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "-q", f"tensorflow=={tensorflow_version}",
+                    REPO], check=True)
   else:
     subprocess.run([PYTHON, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
                     REPO], check=True)
@@ -81,9 +84,10 @@ def plain_run(plain_venv, tmp_path_factory):
   return report, out
 
 
-def test_plain_install_has_newest_tensorflow_and_never_imports_tfc(plain_venv, plain_run, newest):
+def test_plain_install_has_newest_tensorflow_and_never_imports_tfc(plain_venv, plain_run,
+                                                                   tensorflow_version):
   report, _ = plain_run
-  assert report["tensorflow"] == newest
+  assert report["tensorflow"] == tensorflow_version
   assert not report["tfc_imported"]
   assert _run([plain_venv, "-c", "import tensorflow_compression"]).returncode != 0
   assert {m["ops"] for m in report["models"].values()} == {"stock"}
