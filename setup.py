@@ -34,6 +34,7 @@ setuptools.setup(
         "pillow>=11.3",  # AVIF, WebP and JPEG 2000 built in.
         "matplotlib",  # R–D plots (tfc_codecs plot).
         "tqdm",  # Progress bars (tfc_codecs evaluate).
+        "scipy",  # PCHIP interpolation of tfc_codecs bdrate.
         "tensorflow-serving-api>=2.14",  # tfc_codecs serve/client: TF Serving's protos and gRPC stubs.
     ],
     extras_require={

@@ -114,7 +114,7 @@ def test_served_files_equal_api_files(plain_run):
   assert files[0] == files[1] == files[2]
 
 
-def test_cli_round_trip_and_one_line_errors(plain_venv, tmp_path):
+def test_cli_commands_and_one_line_errors(plain_venv, tmp_path):
   env = dict(os.environ, TFC_CODECS_CACHE=str(tmp_path / "cache"))
   compressed = _run([CLI, "compress", IMAGE, "--output", str(tmp_path / "a.tfci")], env=env)
   assert compressed.returncode == 0, compressed.stderr
@@ -128,6 +128,21 @@ def test_cli_round_trip_and_one_line_errors(plain_venv, tmp_path):
       contract.PIXEL_TOLERANCE_ACROSS_KERNELS)
   info = _run([CLI, "info", str(tmp_path / "a.tfci")], env=env)
   assert container.CODER_NAMES[container.CODER_STOCK] in info.stdout, info.stdout
+
+  data_dir = tmp_path / "images"
+  data_dir.mkdir()
+  shutil.copy(IMAGE, data_dir)
+  for model, output in (("hyperprior", "ours.json"), ("webp", "webp.json")):
+    evaluated = _run([CLI, "evaluate", "--model", model, "--quality",
+                      "2,4" if model == "hyperprior" else "40,80", "--data", str(data_dir),
+                      "--output", str(tmp_path / output)], env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+  compared = _run([CLI, "bdrate", str(tmp_path / "webp.json"), str(tmp_path / "ours.json")],
+                  env=env)
+  assert compared.returncode == 0 and "BD-rate" in compared.stdout, compared.stderr
+  plotted = _run([CLI, "plot", str(tmp_path / "ours.json"), str(tmp_path / "webp.json"),
+                  "--output", str(tmp_path / "rd.png")], env=env)
+  assert plotted.returncode == 0 and (tmp_path / "rd.png").stat().st_size > 0, plotted.stderr
 
   range_coded = tmp_path / "range.tfci"
   range_coded.write_bytes(api.load(ops="tfc").compress(images.read_image(IMAGE)[0]))

@@ -7,8 +7,8 @@ outputs against the TFC stack's.
 For every shipped model family: compresses IMAGE at the default quality
 through `tfc_codecs.load` and `tfc_codecs.compress`, decodes the file through
 `tfc_codecs.decompress`, and writes OUT_DIR/<family>.tfci and .npy. Exports
-the default model (`tfc_codecs export`: the shipped stock export), serves it
-with `tfc_codecs serve` and compresses IMAGE over REST and gRPC
+the default model (`tfc_codecs export`: the shipped stock export), loads the
+export, serves it with `tfc_codecs serve` and compresses IMAGE over REST and gRPC
 (OUT_DIR/served-rest.tfci, served-grpc.tfci). Prints one JSON line: versions,
 load/compress/decompress seconds per family, and whether
 tensorflow_compression was imported.
@@ -54,6 +54,10 @@ def main(image_path: str, out_dir: str) -> None:
   export_base = os.path.join(out_dir, "exports")
   subprocess.run([os.path.join(os.path.dirname(sys.executable), "tfc_codecs"), "export",
                   "--export_base", export_base], check=True, stdout=subprocess.DEVNULL)
+  exported = tfc_codecs.load(os.path.join(export_base, zoo.DEFAULT_MODEL))
+  with open(os.path.join(out_dir, f"{zoo.DEFAULT_MODEL}.tfci"), "rb") as f:
+    if exported.compress(image) != f.read():
+      raise AssertionError("the export compresses otherwise than the shipped model")
   server, addresses = commands.start_server(
       ["--model_config_file", os.path.join(export_base, "models.config"),
        "--port", "0", "--rest_api_port", "0"], stderr=subprocess.DEVNULL)
