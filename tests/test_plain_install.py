@@ -63,11 +63,9 @@ def plain_venv(tensorflow_version):
   if _installed_tensorflow() != tensorflow_version:
     shutil.rmtree(VENV, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-    subprocess.run([PYTHON, "-m", "pip", "install", "-q", f"tensorflow=={tensorflow_version}",
-                    REPO], check=True)
-  else:
-    subprocess.run([PYTHON, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                    REPO], check=True)
+  # A local directory is always rebuilt and reinstalled; missing dependencies are added.
+  subprocess.run([PYTHON, "-m", "pip", "install", "-q", f"tensorflow=={tensorflow_version}",
+                  REPO], check=True)
   print(f"plain install ready in {time.perf_counter() - start:.0f} s")
   return PYTHON
 
