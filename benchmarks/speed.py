@@ -51,6 +51,7 @@ TARGETS = [(f"{name} vs CompressAI hyperprior q3: >= 2x faster", name, "compress
 # One shipped model timed in a fresh process through the public API.
 CHILD = r'''
 import hashlib, json, resource, sys, time
+import numpy as np
 import tfc_codecs
 from tfc_codecs import images
 name, quality, image_path, warmup, reps = sys.argv[1:6]
