@@ -5,7 +5,9 @@
 * tiled analysis and synthesis equal the whole-image transforms for several
   tile sizes, and too small a halo would not;
 * files and decoded images are identical whatever the tile size, and an image
-  of one tile is coded exactly as before tiling existed.
+  of one tile is coded exactly as before tiling existed;
+* the synthesis' up-convolutions as polyphase correlations (`upsampling`)
+  compute the layers' outputs, and bands of rows change nothing.
 """
 
 import os
@@ -13,10 +15,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tfc_codecs import api, model_dir
 from tfc_codecs.codecs.base import pad_to_multiple, to_uint8
-from tfc_codecs.layers import tiling
+from tfc_codecs.layers import tiling, upsampling
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {name: os.path.join(ROOT, "testdata", "models", f"{name.replace('-', '_')}_tiny")
@@ -104,6 +107,27 @@ def test_smaller_halos_would_show_seams(nets, photo):
   assert np.abs((short - whole).numpy()).max() > 0.1
 
 
+@pytest.mark.parametrize("support,up", [(5, 2), (3, 2), (4, 2), (5, 3)])
+def test_polyphase_up_convolutions_equal_the_layers(support, up):
+  """Phase correlations give an up-sampling layer's outputs (bias and IGDN
+  included) up to float summation order, for any input size; a layer with
+  few output channels keeps its own kernel."""
+  layer = tfc.SignalConv2D(16, (support, support), corr=False, strides_up=up,
+                           padding="same_zeros", kernel_parameter="variable",
+                           kernel_initializer="random_normal", bias_initializer="random_normal",
+                           activation=tfc.GDN(inverse=True))
+  rng = np.random.RandomState(support + up)
+  assert upsampling.uses_phases(layer)
+  for height, width in ((1, 1), (7, 5), (4, 9)):
+    x = tf.constant(rng.normal(0, 1, (2, height, width, 8)), tf.float32)
+    expected = layer(x).numpy()
+    actual = upsampling.up_convolve(layer, x).numpy()
+    assert actual.shape == expected.shape == (2, up * height, up * width, 16)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+  rgb = tfc.SignalConv2D(3, (5, 5), corr=False, strides_up=2, padding="same_zeros")
+  assert not upsampling.uses_phases(rgb)
+
+
 @pytest.mark.slow  # > 10 s.
 def test_banded_up_convolutions_equal_the_unbanded_layers(nets, monkeypatch):
   """Bands of input rows (down to one row, and a short last band) give every
@@ -115,8 +139,8 @@ def test_banded_up_convolutions_equal_the_unbanded_layers(nets, monkeypatch):
   for layer in net.synthesis.layers:
     if not tiling._upsamples(layer):  # pylint: disable=protected-access
       continue
-    whole = layer(x).numpy()
-    row_bytes = 9 * 4 * layer.filters * 25
+    whole = upsampling.up_convolve(layer, x).numpy()
+    row_bytes = 9 * upsampling.buffer_bytes(layer)
     for rows in (1, 2, 5, 13):
       monkeypatch.setattr(tiling, "BAND_BUFFER_BYTES", rows * row_bytes)
       np.testing.assert_allclose(tiling.banded(layer, x).numpy(), whole, rtol=0, atol=1e-5)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tfc_codecs.entropy_coding import entropy_models
 from tfc_codecs.codecs.base import PaddedCodec, to_uint8
 from tfc_codecs.codecs.options import Option
+from tfc_codecs.layers import upsampling
 from tfc_codecs.layers.tiling import tiled_analysis, tiled_synthesis
 
 QUANTIZATIONS = ("noise", "mixed")  # Training quantization, see the module docstring.
@@ -74,9 +75,15 @@ class TransformCodec(PaddedCodec):
       return noisy, entropy_models.rate_fitted_to_rounded(bits_of, noisy, tf.round(values))
     return noisy, bits_of(noisy)
 
+  def _synthesized(self, y_hat, training):
+    """The synthesis of `y_hat`: in training the Keras layers, otherwise the
+    kernels decompress runs (`upsampling.synthesize`), so the model's own
+    reconstruction is what decoding its file gives."""
+    return self.synthesis(y_hat) if training else upsampling.synthesize(self.synthesis, y_hat)
+
   def _forward(self, x, training):
     y_hat, bits = self._latent_bits(self.analysis(x), training)
-    return self.synthesis(y_hat), bits
+    return self._synthesized(y_hat, training), bits
 
   def analyze(self, x):
     """Latents of a padded image [1, H, W, 3] (uint8 or float), tile by tile."""

@@ -125,7 +125,7 @@ class VariableRate:
     gain, inverse = self._gains(quality_index)
     y = self.analysis(x) * gain
     y_hat, bits = self._latent_bits_at(y, quality_index, training)
-    return self.synthesis(y_hat * inverse), bits
+    return self._synthesized(y_hat * inverse, training), bits
 
   def _forward(self, x, training):
     """At the default quality (used to build the model and by `reconstruct`)."""

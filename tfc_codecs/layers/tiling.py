@@ -20,19 +20,22 @@ the transforms are tiled; the entropy coding of the (16x smaller) latents
 stays whole-image.
 
 Within a tile, each up-convolution of the synthesis runs over bands of input
-rows (`banded`): TensorFlow's CPU kernel for it (a transposed convolution with
-explicit padding) allocates a buffer of k²·filters floats per input sample,
-396 MB for one layer of a Kodak image; bands bound it to BAND_BUFFER_BYTES.
-Each output is the same sum of the same products whatever the band, so bands
-give the unbanded values up to float summation order: bit for bit on the
-AVX-512 CPUs of earlier sessions, within 1.4e-6 on an AVX2 one (tested to 1e-5).
+rows (`banded`), so that its kernel's buffers stay below BAND_BUFFER_BYTES:
+the polyphase correlations (`upsampling.up_convolve`) hold 3·u²·filters floats
+per input sample (phases, their concatenation, its interleaving); TensorFlow's
+transposed convolution with explicit padding, kept for the RGB output layer,
+k²·filters floats (396 MB for a 128-channel layer of a Kodak image). Each
+output is the same sum of the same products whatever the band, so bands give
+the unbanded values up to float summation order: bit for bit on the AVX-512
+CPUs of earlier sessions, within 1.4e-6 on an AVX2 one (tested to 1e-5).
 """
 
 from typing import Callable, Tuple
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
+
+from tfc_codecs.layers import upsampling
 
 PER_PIXEL_LAYERS = (tf.keras.layers.Lambda, tfc.GDN)
 BAND_BUFFER_BYTES = 96 << 20
@@ -127,20 +130,21 @@ def tiled(fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor, tile: int,
 
 
 def banded(layer: tfc.SignalConv2D, x: tf.Tensor) -> tf.Tensor:
-  """`layer(x)` for x [1, h, w, C] and an up-sampling "same_zeros" layer,
-  computed over bands of input rows, each with the halo of rows its outputs
-  read, so that the kernel's buffer stays below BAND_BUFFER_BYTES."""
+  """`upsampling.up_convolve(layer, x)` for x [1, h, w, C] and an up-sampling
+  "same_zeros" layer, computed over bands of input rows, each with the halo of
+  rows its outputs read, so that the kernel's buffers stay below
+  BAND_BUFFER_BYTES."""
   up = layer.strides_up[0]
   before, after = _halos([layer], 1, up)
   rows, width = tf.shape(x)[1], tf.shape(x)[2]
-  row_bytes = tf.cast(width, tf.int64) * 4 * layer.filters * int(np.prod(layer.kernel_support))
+  row_bytes = tf.cast(width, tf.int64) * upsampling.buffer_bytes(layer)
   band = tf.cast(tf.maximum(BAND_BUFFER_BYTES // row_bytes, 1), tf.int32)
 
   def step(i, bands):
     top = i * band
     bottom = tf.minimum(top + band, rows)
     first, last = tf.maximum(top - before, 0), tf.minimum(bottom + after, rows)
-    out = layer(x[:, first:last])
+    out = upsampling.up_convolve(layer, x[:, first:last])
     return i + 1, bands.write(i, out[0, (top - first) * up:(bottom - first) * up])
 
   def in_bands():
@@ -150,7 +154,7 @@ def banded(layer: tfc.SignalConv2D, x: tf.Tensor) -> tf.Tensor:
                              parallel_iterations=1)
     return bands.concat()[None]
 
-  return tf.cond(band >= rows, lambda: layer(x), in_bands)
+  return tf.cond(band >= rows, lambda: upsampling.up_convolve(layer, x), in_bands)
 
 
 def _upsamples(layer: tf.keras.layers.Layer) -> bool:
