@@ -80,7 +80,8 @@ def compress(case: Case) -> bytes:
 
 
 def generate() -> None:
-  """Writes every case's file and expected.json (the input image is kept)."""
+  """Writes every case's file, decoded image and expected.json (the input
+  image is kept)."""
   from tfc_codecs import images  # pylint: disable=import-outside-toplevel
   if not INPUT.exists():  # An odd size: padding and cropping are covered.
     photo, _ = images.read_image(str(REPO / "testdata" / "images" / "bsds_crop_0.png"))
