@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import common  # pylint: disable=import-error
+import speed  # pylint: disable=import-error
 
 TIMING = r"""
 import importlib.metadata, json, statistics, sys, time
@@ -81,8 +82,7 @@ def main() -> None:
     rows.append(row)
     print(json.dumps(row), flush=True)
   report = dict(image=os.path.basename(args.image), model=args.model, repeats=args.repeats,
-                cpu=subprocess.run(["lscpu"], capture_output=True, text=True).stdout.split(
-                    "Model name:")[1].splitlines()[0].strip(),
+                cpu=speed.cpu_kind(),
                 load_average=os.getloadavg(), rows=rows)
   common.write_json(args.output + ".json", report)
   lines = [f"`python benchmarks/install_profiles.py`: {args.model} on {report['image']}, "

@@ -27,14 +27,24 @@ def is_export(path: str) -> bool:
           os.path.join(path, v, "saved_model.pb")) for v in os.listdir(path)))
 
 
+def _read_info(path: str) -> Optional[Dict[str, Any]]:
+  """The `INFO_FILE` of export version directory `path`, None if it has none."""
+  try:
+    with open(os.path.join(path, INFO_FILE)) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def _ops_of(info: Dict[str, Any]) -> str:
+  return info.get("ops", "tfc")  # Exports before the stock coder: "tfc".
+
+
 def export_ops(path: str) -> Optional[str]:
   """The entropy coder ("tfc" or "stock") of export version directory `path`,
   None if it is not a tfc_codecs export."""
-  try:
-    with open(os.path.join(path, INFO_FILE)) as f:
-      return json.load(f).get("ops", "tfc")  # Exports before the stock coder: "tfc".
-  except (OSError, ValueError):
-    return None
+  info = _read_info(path)
+  return None if info is None else _ops_of(info)
 
 
 class ExportedCodec:
@@ -46,12 +56,11 @@ class ExportedCodec:
     """`source`: what to report as the codec's source (default: `path`)."""
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
       path = os.path.join(path, str(max(int(v) for v in os.listdir(path) if v.isdigit())))
-    try:
-      with open(os.path.join(path, INFO_FILE)) as f:
-        self.info: Dict[str, Any] = json.load(f)
-    except (OSError, ValueError):
-      raise CodecError(f"{path} is not a tfc_codecs export (no {INFO_FILE})") from None
-    self.ops = export_ops(path)
+    info = _read_info(path)
+    if info is None:
+      raise CodecError(f"{path} is not a tfc_codecs export (no {INFO_FILE})")
+    self.info: Dict[str, Any] = info
+    self.ops = _ops_of(info)
     if self.ops == "tfc":
       tfc_stack.require("an export made with --ops tfc (tensorflow-compression's range coder)")
       import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
