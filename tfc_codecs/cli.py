@@ -386,13 +386,15 @@ def parse_args(argv):
 def _import_tensorflow_quietly() -> None:
   """Imports TensorFlow and creates its CPU device with native stderr sent to
   /dev/null: newer TensorFlow logs start-up lines there before
-  TF_CPP_MIN_LOG_LEVEL applies, which would bury our one-line messages."""
+  TF_CPP_MIN_LOG_LEVEL applies, which would bury our one-line messages; its
+  Python INFO logs are turned off too."""
   saved = os.dup(2)
   try:
     with open(os.devnull, "w") as devnull:
       os.dup2(devnull.fileno(), 2)
       import tensorflow as tf  # pylint: disable=import-outside-toplevel
       tf.zeros([])
+      tf.get_logger().setLevel("WARNING")  # Its INFO lines (e.g. of SavedModel loading).
   finally:
     os.dup2(saved, 2)
     os.close(saved)
