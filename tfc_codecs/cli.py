@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Hide TF C++ start-up noise
 os.environ["TF2_BEHAVIOR"] = "1"
 
 from absl import app  # pylint: disable=wrong-import-position
+from absl import logging as absl_logging  # pylint: disable=wrong-import-position
 from absl.flags import argparse_flags  # pylint: disable=wrong-import-position
 
 from tfc_codecs.command_files import PROG, output_paths, print_error, run_each  # pylint: disable=wrong-import-position
@@ -394,10 +395,10 @@ def _import_tensorflow_quietly() -> None:
       os.dup2(devnull.fileno(), 2)
       import tensorflow as tf  # pylint: disable=import-outside-toplevel
       tf.zeros([])
-      tf.get_logger().setLevel("WARNING")  # Its INFO lines (e.g. of SavedModel loading).
   finally:
     os.dup2(saved, 2)
     os.close(saved)
+  absl_logging.set_verbosity(absl_logging.WARNING)  # e.g. SavedModel loading's INFO lines.
 
 
 def main(args) -> None:
